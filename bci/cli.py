@@ -1,0 +1,167 @@
+"""The ``bci`` command.
+
+Subcommands: ``demo``, ``run``, ``replay``, ``simulate``, ``play``, ``record``,
+``inspect``. ``--lsl-scope network`` (before the subcommand) lets LSL resolve across the
+lab network; the default keeps every LSL packet on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+
+def _add_stats(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stats", action="store_true",
+                   help="print decision latency p50/p95/p99 per stage at the end")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+
+def _print_result(result, args) -> None:
+    summary = result.summary()
+    if args.json:
+        print(json.dumps(summary))
+        return
+    acc = summary["accuracy"]
+    print(f"{summary['n_decisions']} decisions"
+          + (f", accuracy {acc:.3f}" if acc is not None else "")
+          + f"; counts {summary['counts']}")
+    for e in summary["events"]:
+        print(f"source event: {e}")
+    if args.stats:
+        print(result.latency.table())
+
+
+def _cmd_run(args) -> int:
+    from bci.runner import run_live
+    from bci.session import SessionConfig
+
+    config = SessionConfig.load(args.session)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def show(d):
+        if not args.json:
+            truth = f"  true {d.true_label}" if d.true_label is not None else ""
+            lat = f"  {1e3 * d.latency:.1f} ms" if d.latency is not None else ""
+            print(f"[{d.index:5d}] {d.label}{truth}{lat}", flush=True)
+
+    try:
+        result = run_live(config, duration=args.duration, stop=stop, callbacks=[show])
+    except KeyboardInterrupt:
+        return 130
+    _print_result(result, args)
+    return 0
+
+
+def _cmd_replay(args) -> int:
+    from bci.runner import run_replay
+    from bci.session import SessionConfig
+    from devices.files import read_recording
+
+    config = SessionConfig.load(args.session)
+    recording = read_recording(args.input, stream=args.stream or config.source.stream)
+    result = run_replay(config, recording, output=args.output, timing=args.timing,
+                        chunk_size=args.chunk_size)
+    _print_result(result, args)
+    if not args.json:
+        print(f"replayed {result.n_samples / recording.sfreq:.1f} s of data in "
+              f"{result.duration:.2f} s")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from bci.demo import run_demo
+
+    return run_demo(duration=args.duration, as_json=args.json, seed=args.seed)
+
+
+def _cmd_inspect(args) -> int:
+    from bci.decoder import OnnxDecoder
+
+    decoder = OnnxDecoder(args.model)
+    print(json.dumps({"spec": json.loads(decoder.spec.to_json()),
+                      "input_shape": decoder.input_shape()}, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bci", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lsl-scope", choices=("machine", "network"), default="machine",
+                        help="LSL resolve scope (default: this machine only)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="closed loop on a simulated SSVEP amplifier, no setup")
+    p.add_argument("--duration", type=float, default=30.0, help="seconds (default 30)")
+    p.add_argument("--seed", type=int, default=7, help="simulator seed")
+    p.add_argument("--json", action="store_true", help="print only a JSON summary")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("run", help="run a session file live against LSL streams")
+    p.add_argument("session", help="session TOML file")
+    p.add_argument("--duration", type=float, default=None, help="seconds (default: forever)")
+    _add_stats(p)
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("replay", help="run a session file over a recording, fast")
+    p.add_argument("session", help="session TOML file")
+    p.add_argument("--input", required=True, help="recording (FIF, EDF, BDF, GDF, "
+                   "BrainVision, EEGLAB, XDF)")
+    p.add_argument("--output", default=None, help="decisions as JSON lines")
+    p.add_argument("--stream", default=None, help="data stream name inside an XDF file")
+    p.add_argument("--timing", action="store_true",
+                   help="add processing times to the output (no longer byte-reproducible)")
+    p.add_argument("--chunk-size", type=int, default=32, help="samples per chunk")
+    _add_stats(p)
+    p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("inspect", help="show an ONNX decoder's bci spec")
+    p.add_argument("model")
+    p.set_defaults(func=_cmd_inspect)
+
+    for name, module, text in (
+        ("simulate", "devices.simulated_amplifier", "stream synthetic EEG with ground truth"),
+        ("play", "devices.player", "rebroadcast a recording over LSL"),
+        ("record", "devices.recorder", "record LSL streams to XDF"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.set_defaults(module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # The device subcommands own their options: parse only up to the subcommand name.
+    args, rest = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from bci.lslconfig import configure_lsl
+
+    configure_lsl(args.lsl_scope)
+    from bci.errors import USER_ERRORS
+
+    try:
+        if hasattr(args, "module"):
+            import importlib
+
+            module = importlib.import_module(args.module)
+            sub = argparse.ArgumentParser(prog=f"bci {args.command}")
+            module.add_arguments(sub)
+            return module.run(sub.parse_args(rest))
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        return args.func(args)
+    except USER_ERRORS as err:
+        print(f"bci {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,214 @@
+"""The decoding path shared by live sessions and replay: chain → windows → decoder.
+
+Live and replay run this same object; only the source of chunks and the pacing differ.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import mne
+import numpy as np
+
+from bci.chain import Chain
+from bci.chunk import Chunk, Markers
+from bci.decision import Decision
+from bci.decoder import Decoder, ModelError, OnnxDecoder, fbcca_decoder
+from bci.quality import NonFiniteGuard
+from bci.session import SessionConfig
+from bci.spatial import PickChannels
+from bci.spec import SpecError, WindowSpec
+from bci.windowing import EpochWindower, SlidingWindower, Window
+
+
+class StreamMismatchError(ValueError):
+    """The stream does not provide what the decoder expects (rate, channels, shape)."""
+
+
+def _window_spec(config: SessionConfig, decoder_window: WindowSpec | None) -> WindowSpec:
+    w = config.window
+    base = decoder_window or WindowSpec(mode=w.mode or "sliding")
+    spec = WindowSpec(
+        mode=w.mode or base.mode,
+        length=w.length if w.length is not None else base.length,
+        step=w.step if w.step is not None else base.step,
+        tmin=w.tmin if w.tmin is not None else base.tmin,
+        tmax=w.tmax if w.tmax is not None else base.tmax,
+    )
+    if spec.mode == "sliding" and spec.length is None and base.tmin is not None:
+        spec.length = base.duration  # an epoch-trained model used on sliding windows
+    if spec.mode == "epoch" and spec.tmin is None and base.length is not None:
+        spec.tmin, spec.tmax = 0.0, base.length
+    try:
+        spec.validate("window")
+    except SpecError as err:
+        raise SpecError(f"{err} (set it in the session's [window] or the decoder spec)") \
+            from None
+    return spec
+
+
+def load_decoder(config: SessionConfig, info: mne.Info) -> Decoder:
+    """The session's decoder, for a stream described by ``info``."""
+    d = config.decoder
+    if d.kind == "onnx":
+        return OnnxDecoder(d.path, threads=d.threads)
+    return fbcca_decoder(d.options, info=info, window=_window_spec(config, None))
+
+
+class Pipeline:
+    """Chain, windower and decoder for one stream, checked against each other at start.
+
+    Parameters
+    ----------
+    config : SessionConfig
+    info : mne.Info
+        The stream's channels and sampling rate.
+    clock : callable
+        Returns seconds; the LSL clock live, a performance counter in replay.
+    decoder : Decoder | None
+        Use this decoder instead of the one the session names.
+
+    Raises
+    ------
+    StreamMismatchError
+        When the stream's rate or channels do not match the decoder's spec, naming what
+        was expected and what was found.
+    """
+
+    def __init__(self, config: SessionConfig, info: mne.Info, *,
+                 clock: Callable[[], float], decoder: Decoder | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.decoder = decoder or load_decoder(config, info)
+        spec = self.decoder.spec
+        sfreq = float(info["sfreq"])
+        if not math.isclose(sfreq, spec.sfreq, rel_tol=1e-6):
+            raise StreamMismatchError(
+                f"decoder {spec.name or ''} expects a stream at {spec.sfreq:g} Hz, found "
+                f"{sfreq:g} Hz"
+            )
+        self.window_spec = _window_spec(config, spec.window)
+        try:
+            self.guard = NonFiniteGuard()
+            self.chain = Chain([
+                self.guard,
+                *Chain.from_config(config.chain, where="chain.nodes").nodes,
+                PickChannels(ch_names=spec.ch_names),
+                *Chain.from_config(spec.preprocessing, where="decoder preprocessing").nodes,
+            ])
+            out_info = self.chain.setup(info)
+        except ValueError as err:
+            raise StreamMismatchError(
+                f"{err} (stream has {len(info['ch_names'])} channels at {sfreq:g} Hz)"
+            ) from None
+        self.out_info = out_info
+        self.windower = self._make_windower()
+        sample_shape = self._sample_shape(len(out_info["ch_names"]))
+        self.windower.setup(float(out_info["sfreq"]), sample_shape)
+        expected = self.decoder.input_shape()
+        found = (*sample_shape, self.windower.n_times())
+        if len(expected) != len(found) or any(
+            e is not None and e != f for e, f in zip(expected, found, strict=False)
+        ):
+            raise StreamMismatchError(
+                f"decoder takes windows of shape {expected}; the chain and window "
+                f"({self.window_spec.mode}, {self.window_spec.duration:g} s at "
+                f"{float(out_info['sfreq']):g} Hz) give {found}"
+            )
+        self.n_decisions = 0
+
+    def _sample_shape(self, n_channels: int) -> tuple[int, ...]:
+        probe = Chain.from_config(self.decoder.spec.preprocessing, where="probe")
+        bands = [n for n in probe.nodes if n.kind == "filterbank"]
+        if bands:
+            return (len(bands[-1].bands), n_channels)
+        return (n_channels,)
+
+    def _make_windower(self):
+        w, events = self.window_spec, self.config.window.events
+        if w.mode == "sliding":
+            return SlidingWindower(length=w.length, step=w.step, events=events,
+                                   flag_margin=self.config.window.flag_margin)
+        return EpochWindower(tmin=w.tmin, tmax=w.tmax, events=events,
+                             flag_margin=self.config.window.flag_margin)
+
+    @property
+    def default_backlog(self) -> int:
+        """Windows waiting for the decoder before the oldest is dropped.
+
+        Sliding windows: 1 (only the newest matters). Epochs: 16 (each is a trial).
+        """
+        if self.config.window.backlog is not None:
+            return self.config.window.backlog
+        return 1 if self.window_spec.mode == "sliding" else 16
+
+    def process(self, chunk: Chunk, arrived: float) -> list[Window]:
+        """Run the chain on a raw chunk and return the windows it completes.
+
+        Parameters
+        ----------
+        chunk : Chunk
+            Raw samples from the source.
+        arrived : float
+            Clock reading when the source handed the chunk over.
+        """
+        out = self.chain.process(chunk)
+        filtered = self.clock()
+        windows = self.windower.push(out)
+        cut = self.clock()
+        for w in windows:
+            w.timings.update(arrived=arrived, filtered=filtered, cut=cut)
+        return windows
+
+    def add_markers(self, markers: Markers, arrived: float) -> list[Window]:
+        """Take markers; return the epochs they complete (their data already here)."""
+        self.windower.add_markers(markers)
+        if isinstance(self.windower, EpochWindower):
+            windows = self.windower.push(None)
+            cut = self.clock()
+            for w in windows:
+                w.timings.update(arrived=arrived, filtered=arrived, cut=cut)
+            return windows
+        return []
+
+    def decode(self, window: Window, *, live: bool) -> Decision:
+        """Run the decoder on a window and stamp the decision's latency stages.
+
+        Live, ``emitted`` is the LSL clock just before the decision leaves and the
+        stages add up to ``emitted − last_sample_time`` (``pull`` is transport and
+        waiting from the sample's timestamp to its arrival here). In replay the data's
+        timestamps are not on the clock: ``pull`` is 0 and there is no ``emitted``.
+        """
+        start = self.clock()
+        output = self.decoder.run(window.data)
+        inferred = self.clock()
+        if not np.all(np.isfinite(output)):
+            raise ModelError(f"the decoder returned non-finite output {output}")
+        spec = self.decoder.spec
+        classes = spec.classes if spec.output in ("probabilities", "logits", "scores") else []
+        label = classes[int(np.argmax(output))] if classes else None
+        decision = Decision(
+            index=self.n_decisions, label=label, output=output, classes=classes,
+            last_sample_time=window.last_timestamp, stop=window.stop,
+            true_label=window.label, marker=window.marker,
+        )
+        self.n_decisions += 1
+        t = window.timings
+        emitted = self.clock()
+        decision.stages = {
+            "pull": (t["arrived"] - window.last_timestamp) if live else 0.0,
+            "filter": t["filtered"] - t["arrived"],
+            "window": t["cut"] - t["filtered"],
+            "queue": start - t["cut"],
+            "inference": inferred - start,
+            "emit": emitted - inferred,
+        }
+        if live:
+            decision.emitted = emitted
+        return decision
+
+    def reset(self) -> None:
+        self.chain.reset()
+        self.windower.reset()
+        self.n_decisions = 0

@@ -1,0 +1,326 @@
+"""LSL inlets as sources: data into preallocated buffers, markers alongside.
+
+Time correction is always on (timestamps land on this machine's ``local_clock()``);
+dejittering is optional. Gaps are found from timestamps; a stream that disappears keeps
+the session alive: the stall and the gap are reported, and the inlet resumes when the
+stream returns (liblsl recovers streams that carry a ``source_id``; others are
+re-resolved by the same query).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import mne
+import numpy as np
+
+from bci.chunk import FLAG_GAP, Chunk, Markers
+from bci.lslconfig import get_pylsl
+
+log = logging.getLogger(__name__)
+
+UNIT_SCALE = {"microvolts": 1e-6, "µv": 1e-6, "uv": 1e-6, "microvolt": 1e-6,
+              "millivolts": 1e-3, "mv": 1e-3, "volts": 1.0, "v": 1.0}
+MNE_TYPES = {"eeg", "eog", "ecg", "emg", "seeg", "ecog", "dbs", "mag", "grad", "stim",
+             "misc", "resp", "bio", "fnirs_cw_amplitude"}
+
+
+class StreamNotFoundError(LookupError):
+    """No LSL stream matched; the message lists what was found on this machine."""
+
+
+@dataclass(slots=True)
+class SourceEvent:
+    """Something the source noticed: ``gap``, ``stalled``, ``resumed``, ``lost``."""
+
+    kind: str
+    time: float
+    detail: dict = field(default_factory=dict)
+
+
+def _predicate(name: str | None, type: str | None, source_id: str | None) -> str:
+    parts = []
+    for key, value in (("name", name), ("type", type), ("source_id", source_id)):
+        if value is not None:
+            if "'" in value:
+                raise ValueError(f"stream {key} must not contain a quote, found {value!r}")
+            parts.append(f"{key}='{value}'")
+    if not parts:
+        raise ValueError("give a stream name, type or source_id to resolve")
+    return " and ".join(parts)
+
+
+def describe_streams(timeout: float = 1.0) -> str:
+    """A one-line-per-stream list of the LSL streams visible from here."""
+    pylsl = get_pylsl()
+    found = pylsl.resolve_streams(wait_time=timeout)
+    if not found:
+        return "no LSL streams at all"
+    return "; ".join(
+        f"name={s.name()!r} type={s.type()!r} source_id={s.source_id()!r} "
+        f"channels={s.channel_count()} rate={s.nominal_srate():g} Hz"
+        for s in found
+    )
+
+
+def resolve_stream(*, name: str | None = None, type: str | None = None,
+                   source_id: str | None = None, timeout: float = 10.0):
+    """Find one stream by name, type and/or source_id.
+
+    Returns
+    -------
+    info : pylsl.StreamInfo
+
+    Raises
+    ------
+    StreamNotFoundError
+        After ``timeout`` seconds, listing the streams that were found instead.
+    """
+    pylsl = get_pylsl()
+    pred = _predicate(name, type, source_id)
+    found = pylsl.resolve_bypred(pred, 1, timeout)
+    if not found:
+        raise StreamNotFoundError(
+            f"no LSL stream matching {pred} within {timeout:g} s; found: "
+            f"{describe_streams()}"
+        )
+    return found[0]
+
+
+def info_from_lsl(stream_info, *, ch_names: list[str] | None = None) -> tuple[mne.Info, np.ndarray]:
+    """An ``mne.Info`` and per-channel scale factors to volts from an LSL stream header."""
+    n = stream_info.channel_count()
+    labels, types, units = [], [], []
+    ch = stream_info.desc().child("channels").child("channel")
+    while not ch.empty() and len(labels) < n:
+        labels.append(ch.child_value("label"))
+        types.append(ch.child_value("type").lower())
+        units.append(ch.child_value("unit").lower())
+        ch = ch.next_sibling("channel")
+    if ch_names:
+        if len(ch_names) != n:
+            raise ValueError(
+                f"source.ch_names names {len(ch_names)} channels; the stream "
+                f"{stream_info.name()!r} has {n}"
+            )
+        labels = list(ch_names)
+    elif len(labels) != n or not all(labels):
+        log.warning("stream %r has no channel labels; naming them Ch1…Ch%d (set "
+                    "source.ch_names to name them)", stream_info.name(), n)
+        labels = [f"Ch{i + 1}" for i in range(n)]
+    stream_type = "eeg" if stream_info.type().lower() == "eeg" else "misc"
+    types = [t if t in MNE_TYPES else stream_type for t in types] + [stream_type] * (n - len(types))
+    units = units + [""] * (n - len(units))
+    sfreq = stream_info.nominal_srate()
+    if not sfreq > 0:
+        raise ValueError(
+            f"stream {stream_info.name()!r} has an irregular rate; a data source needs a "
+            f"nominal sampling rate, found {sfreq}"
+        )
+    info = mne.create_info(labels, sfreq, types)
+    scale = np.array([UNIT_SCALE.get(u, 1.0) for u in units], np.float32)
+    return info, scale
+
+
+class LSLSource:
+    """Pulls a data stream into preallocated buffers and hands out :class:`Chunk`s.
+
+    Parameters
+    ----------
+    name, type, source_id : str | None
+        How to find the stream.
+    resolve_timeout : float
+        Seconds to wait for the stream at :meth:`open`.
+    dejitter : bool
+        Smooth timestamps with liblsl's dejitter (off: gaps stay visible exactly).
+    gap_tolerance : float
+        A gap is reported when consecutive timestamps are more than one sample period
+        plus this many seconds apart, or go backwards.
+    stall_timeout : float
+        Seconds without samples before the stream is reported stalled.
+    ch_names : list of str | None
+        Names for a stream whose header carries no channel labels.
+    max_buffered : float
+        Seconds liblsl buffers for us while we are busy.
+    """
+
+    def __init__(
+        self, *, name: str | None = None, type: str | None = None,
+        source_id: str | None = None, resolve_timeout: float = 10.0, dejitter: bool = False,
+        gap_tolerance: float = 0.02, stall_timeout: float = 1.0,
+        ch_names: list[str] | None = None, max_buffered: float = 360.0,
+    ) -> None:
+        self.query = {"name": name, "type": type, "source_id": source_id}
+        _predicate(name, type, source_id)
+        self.resolve_timeout = resolve_timeout
+        self.dejitter = dejitter
+        self.gap_tolerance = gap_tolerance
+        self.stall_timeout = stall_timeout
+        self.ch_names = ch_names
+        self.max_buffered = max_buffered
+        self.events: list[SourceEvent] = []
+        self.n_samples = 0
+        self._inlet = None
+        self._last_ts: float | None = None
+        self._last_data_clock: float | None = None
+        self._stalled = False
+        self._next_retry = 0.0
+
+    def open(self) -> mne.Info:
+        """Resolve the stream and open it; return its channel metadata."""
+        found = resolve_stream(**self.query, timeout=self.resolve_timeout)
+        self._open_inlet(found)
+        # a resolved StreamInfo lacks the header's <desc>; the inlet fetches all of it
+        self.stream_info = self._inlet.info(timeout=self.resolve_timeout)
+        self.info, self._scale = info_from_lsl(self.stream_info, ch_names=self.ch_names)
+        self._unit_scaled = bool(np.any(self._scale != 1))
+        self.sfreq = float(self.info["sfreq"])
+        n = self.stream_info.channel_count()
+        self._max_samples = max(64, int(self.sfreq))  # one pull takes at most 1 s of data
+        dtype = self._inlet.np_dtype
+        if dtype is None:
+            raise ValueError(
+                f"stream {self.stream_info.name()!r} carries strings; a data source needs "
+                "numeric samples (is this a marker stream?)"
+            )
+        self._buf = np.empty((self._max_samples, n), dtype=dtype)
+        self._threshold = 1.0 / self.sfreq + self.gap_tolerance
+        return self.info
+
+    def _open_inlet(self, stream_info) -> None:
+        pylsl = get_pylsl()
+        flags = pylsl.proc_clocksync | (pylsl.proc_dejitter if self.dejitter else 0)
+        self._inlet = pylsl.StreamInlet(
+            stream_info, max_buflen=int(self.max_buffered), recover=True,
+            processing_flags=flags,
+        )
+        self._inlet.open_stream(timeout=self.resolve_timeout)
+
+    def _event(self, kind: str, now: float, **detail) -> None:
+        self.events.append(SourceEvent(kind, now, detail))
+        log.warning("stream %r %s %s", self.query, kind, detail or "")
+
+    def pull(self, timeout: float = 0.05) -> Chunk | None:
+        """Wait up to ``timeout`` s for the first new sample, then take all available.
+
+        Returns
+        -------
+        chunk : Chunk | None
+            ``data`` float32 (n_channels, n_samples) in volts, flagged where a gap
+            precedes a sample; ``None`` when nothing arrived.
+        """
+        pylsl = get_pylsl()
+        now = pylsl.local_clock()
+        if self._inlet is None:
+            self._try_reconnect(now, timeout)
+            return None
+        try:
+            _, ts = self._inlet.pull_chunk(
+                timeout=timeout, max_samples=self._max_samples, dest_obj=self._buf,
+                min_samples=1, as_numpy=True,
+            )
+        except pylsl.LostError:
+            self._event("lost", now)
+            self._inlet = None
+            self._next_retry = now
+            return None
+        n = ts.shape[0]
+        now = pylsl.local_clock()
+        if n == 0:
+            if (not self._stalled and self._last_data_clock is not None
+                    and now - self._last_data_clock > self.stall_timeout):
+                self._stalled = True
+                self._event("stalled", now, last_timestamp=self._last_ts)
+            return None
+        if self._stalled:
+            self._stalled = False
+            self._event("resumed", now)
+        self._last_data_clock = now
+        data = self._buf[:n].T.astype(np.float32)
+        if self._unit_scaled:
+            data *= self._scale[:, None]
+        flags = self._gap_flags(ts, now)
+        self.n_samples += n
+        return Chunk(data, ts, flags)
+
+    def _gap_flags(self, ts: np.ndarray, now: float) -> np.ndarray | None:
+        prev = self._last_ts
+        self._last_ts = float(ts[-1])
+        if prev is None:
+            return None
+        dts = np.diff(ts, prepend=prev)
+        bad = (dts > self._threshold) | (dts <= 0)
+        if not bad.any():
+            return None
+        for i in np.flatnonzero(bad):
+            dt = float(dts[i])
+            self._event("gap", now, at=float(ts[i]), seconds=dt,
+                        missing_samples=max(0, round(dt * self.sfreq) - 1))
+        return np.where(bad, FLAG_GAP, np.uint8(0))
+
+    def _try_reconnect(self, now: float, timeout: float) -> None:
+        if now < self._next_retry:
+            import time
+
+            time.sleep(min(timeout, self._next_retry - now))
+            return
+        self._next_retry = now + 0.5
+        pylsl = get_pylsl()
+        found = pylsl.resolve_bypred(_predicate(**self.query), 1, min(timeout, 0.2))
+        if found:
+            self._open_inlet(found[0])
+            self._event("reconnected", pylsl.local_clock())
+
+    def close(self) -> None:
+        if self._inlet is not None:
+            self._inlet.close_stream()
+            self._inlet = None
+
+
+class MarkerSource:
+    """A marker stream (string or numeric) read alongside the data, without blocking.
+
+    Parameters
+    ----------
+    name, type, source_id : str | None
+        How to find the stream.
+    resolve_timeout : float
+        Seconds to wait for it at :meth:`open`.
+    """
+
+    def __init__(self, *, name: str | None = None, type: str | None = None,
+                 source_id: str | None = None, resolve_timeout: float = 10.0) -> None:
+        self.query = {"name": name, "type": type, "source_id": source_id}
+        self.resolve_timeout = resolve_timeout
+        self._inlet = None
+
+    def open(self) -> None:
+        pylsl = get_pylsl()
+        info = resolve_stream(**self.query, timeout=self.resolve_timeout)
+        self._inlet = pylsl.StreamInlet(info, recover=True, processing_flags=pylsl.proc_clocksync)
+        self._inlet.open_stream(timeout=self.resolve_timeout)
+        self._numeric = self._inlet.np_dtype is not None
+
+    def pull(self) -> Markers:
+        """Every marker that has arrived; values as strings (first channel)."""
+        pylsl = get_pylsl()
+        try:
+            samples, ts = self._inlet.pull_chunk(timeout=0.0, max_samples=256, as_numpy=False)
+        except pylsl.LostError:
+            return Markers()
+        if not ts:
+            return Markers()
+        values = [_marker_text(s[0]) for s in samples]
+        return Markers(np.asarray(ts, np.float64), values)
+
+    def close(self) -> None:
+        if self._inlet is not None:
+            self._inlet.close_stream()
+            self._inlet = None
+
+
+def _marker_text(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
