@@ -65,7 +65,10 @@ def _cmd_replay(args) -> int:
     from devices.files import read_recording
 
     config = SessionConfig.load(args.session)
-    recording = read_recording(args.input, stream=args.stream or config.source.stream)
+    stream = args.stream
+    if stream is None and str(args.input).lower().endswith((".xdf", ".xdfz", ".xdf.gz")):
+        stream = config.source.stream  # a session's own recording names its data stream so
+    recording = read_recording(args.input, stream=stream)
     result = run_replay(config, recording, output=args.output, timing=args.timing,
                         chunk_size=args.chunk_size)
     _print_result(result, args)

@@ -41,7 +41,7 @@ def demo_config(name: str, marker_name: str, duration: float) -> SessionConfig:
 def run_demo(*, duration: float = 30.0, as_json: bool = False, seed: int = 7) -> int:
     """Run the demo; return the process exit code."""
     from bci.runner import run_live
-    from devices.simulated_amplifier import spawn
+    from devices.simulated_amplifier import spawn, stop_spawned
 
     tag = uuid.uuid4().hex[:6]
     name, marker_name = f"bci-demo-eeg-{tag}", f"bci-demo-markers-{tag}"
@@ -55,7 +55,7 @@ def run_demo(*, duration: float = 30.0, as_json: bool = False, seed: int = 7) ->
         f"{', '.join(f'{f:g}' for f in FREQUENCIES)} Hz, 8 channels, 256 Hz) → LSL → "
         f"FBCCA, for {duration:g} s. LSL config: {os.environ.get('LSLAPICFG')}")
     sim = spawn(paradigm="ssvep", name=name, marker_name=marker_name, seed=seed,
-                frequencies=list(FREQUENCIES), stim_duration=STIM_S, iti=ITI_S,
+                frequencies=list(FREQUENCIES), trial_duration=STIM_S, iti=ITI_S,
                 duration=duration + 30.0)
     try:
         def show(d):
@@ -66,8 +66,7 @@ def run_demo(*, duration: float = 30.0, as_json: bool = False, seed: int = 7) ->
 
         result = run_live(demo_config(name, marker_name, duration), callbacks=[show])
     finally:
-        sim.terminate()
-        sim.wait(10)
+        stop_spawned(sim)
     acc = result.accuracy
     lat = result.latency.summary()["total"]
     summary = {

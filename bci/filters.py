@@ -263,13 +263,43 @@ class FilterBank(Node):
         }
 
 
+class AntiAlias(SosFilter):
+    """The causal low-pass that precedes decimation by ``factor``.
+
+    Chebyshev I at 80 % of the new Nyquist frequency, as :func:`scipy.signal.decimate`.
+    """
+
+    kind = "antialias"
+
+    def __init__(self, *, factor: int, order: int = 8) -> None:
+        super().__init__()
+        if not isinstance(factor, int) or factor < 2:
+            raise ValueError(f"factor must be an integer of at least 2, found {factor!r}")
+        self.factor, self.order = factor, order
+
+    def design(self, sfreq: float) -> np.ndarray:
+        return signal.cheby1(self.order, 0.05, 0.8 * sfreq / (2 * self.factor),
+                             btype="lowpass", fs=sfreq, output="sos")
+
+    def setup(self, info: mne.Info) -> mne.Info:
+        info = super().setup(info)
+        return _update_info(
+            info, lowpass=min(0.8 * float(info["sfreq"]) / (2 * self.factor), info["lowpass"])
+        )
+
+    def get_params(self) -> dict[str, Any]:
+        return {"factor": self.factor, "order": self.order}
+
+
 class Decimate(Node):
     """Anti-aliased decimation by an integer factor.
 
-    A causal Chebyshev I low-pass at 80 % of the new Nyquist frequency (as
-    :func:`scipy.signal.decimate`), then every ``factor``-th sample, counted from the
-    first sample ever seen so that chunk boundaries do not matter. A kept sample carries
-    the flags of every input sample since the previous kept one.
+    :class:`AntiAlias`, then every ``factor``-th sample, counted from the first sample
+    ever seen so that chunk boundaries do not matter. A kept sample carries the flags of
+    every input sample since the previous kept one. When a decimation ends the decoder's
+    chain, the runtime instead keeps every ``factor``-th sample counting back from each
+    window's last sample (see :class:`bci.windowing.SlidingWindower`), so that a window
+    always ends on the newest sample.
 
     Parameters
     ----------
@@ -282,23 +312,18 @@ class Decimate(Node):
     kind = "decimate"
 
     def __init__(self, *, factor: int, order: int = 8) -> None:
-        if not isinstance(factor, int) or factor < 2:
-            raise ValueError(f"factor must be an integer of at least 2, found {factor!r}")
+        self.antialias = AntiAlias(factor=factor, order=order)
         self.factor, self.order = factor, order
-        self._lowpass: LowPass | None = None
         self._phase = 0  # input samples seen, modulo factor
         self._pending_flags = np.uint8(0)
 
     def setup(self, info: mne.Info) -> mne.Info:
-        sfreq = float(info["sfreq"])
-        self._lowpass = LowPass(h_freq=0.8 * sfreq / (2 * self.factor), order=self.order,
-                                ftype="cheby1", rp=0.05)
-        info = self._lowpass.setup(info)
+        info = self.antialias.setup(info)
         self.reset()
-        return _update_info(info, sfreq=sfreq / self.factor)
+        return _update_info(info, sfreq=float(info["sfreq"]) / self.factor)
 
     def process(self, chunk: Chunk) -> Chunk:
-        filtered = self._lowpass.process(chunk)
+        filtered = self.antialias.process(chunk)
         n = chunk.n_samples
         first = (-self._phase) % self.factor  # offset of the first kept sample
         keep = np.arange(first, n, self.factor)
@@ -319,8 +344,7 @@ class Decimate(Node):
         return Chunk(filtered.data[..., keep], chunk.timestamps[keep], flags)
 
     def reset(self) -> None:
-        if self._lowpass is not None:
-            self._lowpass.reset()
+        self.antialias.reset()
         self._phase = 0
         self._pending_flags = np.uint8(0)
 

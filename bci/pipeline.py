@@ -15,6 +15,7 @@ from bci.chain import Chain
 from bci.chunk import Chunk, Markers
 from bci.decision import Decision
 from bci.decoder import Decoder, ModelError, OnnxDecoder, fbcca_decoder
+from bci.filters import Decimate, FilterBank
 from bci.quality import NonFiniteGuard
 from bci.session import SessionConfig
 from bci.spatial import PickChannels
@@ -89,14 +90,21 @@ class Pipeline:
                 f"{sfreq:g} Hz"
             )
         self.window_spec = _window_spec(config, spec.window)
+        self.guard = NonFiniteGuard()
+        nodes = [
+            self.guard,
+            *Chain.from_config(config.chain, where="chain.nodes").nodes,
+            PickChannels(ch_names=spec.ch_names),
+            *Chain.from_config(spec.preprocessing, where="decoder preprocessing").nodes,
+        ]
+        self.decimation = 1
+        if isinstance(nodes[-1], Decimate):
+            # the windower decimates, counting back from each window's newest sample
+            last = nodes.pop()
+            nodes.append(last.antialias)
+            self.decimation = last.factor
+        self.chain = Chain(nodes)
         try:
-            self.guard = NonFiniteGuard()
-            self.chain = Chain([
-                self.guard,
-                *Chain.from_config(config.chain, where="chain.nodes").nodes,
-                PickChannels(ch_names=spec.ch_names),
-                *Chain.from_config(spec.preprocessing, where="decoder preprocessing").nodes,
-            ])
             out_info = self.chain.setup(info)
         except ValueError as err:
             raise StreamMismatchError(
@@ -104,7 +112,7 @@ class Pipeline:
             ) from None
         self.out_info = out_info
         self.windower = self._make_windower()
-        sample_shape = self._sample_shape(len(out_info["ch_names"]))
+        sample_shape = self._sample_shape()
         self.windower.setup(float(out_info["sfreq"]), sample_shape)
         expected = self.decoder.input_shape()
         found = (*sample_shape, self.windower.n_times())
@@ -114,24 +122,24 @@ class Pipeline:
             raise StreamMismatchError(
                 f"decoder takes windows of shape {expected}; the chain and window "
                 f"({self.window_spec.mode}, {self.window_spec.duration:g} s at "
-                f"{float(out_info['sfreq']):g} Hz) give {found}"
+                f"{float(out_info['sfreq']) / self.decimation:g} Hz) give {found}"
             )
         self.n_decisions = 0
 
-    def _sample_shape(self, n_channels: int) -> tuple[int, ...]:
-        probe = Chain.from_config(self.decoder.spec.preprocessing, where="probe")
-        bands = [n for n in probe.nodes if n.kind == "filterbank"]
-        if bands:
-            return (len(bands[-1].bands), n_channels)
-        return (n_channels,)
+    def _sample_shape(self) -> tuple[int, ...]:
+        n_channels = len(self.out_info["ch_names"])
+        banks = [n for n in self.chain.nodes if isinstance(n, FilterBank)]
+        return (len(banks[-1].bands), n_channels) if banks else (n_channels,)
 
     def _make_windower(self):
         w, events = self.window_spec, self.config.window.events
         if w.mode == "sliding":
             return SlidingWindower(length=w.length, step=w.step, events=events,
-                                   flag_margin=self.config.window.flag_margin)
+                                   flag_margin=self.config.window.flag_margin,
+                                   decimation=self.decimation)
         return EpochWindower(tmin=w.tmin, tmax=w.tmax, events=events,
-                             flag_margin=self.config.window.flag_margin)
+                             flag_margin=self.config.window.flag_margin,
+                             decimation=self.decimation)
 
     @property
     def default_backlog(self) -> int:

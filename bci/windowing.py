@@ -66,8 +66,11 @@ class _Windower:
 
     def __init__(
         self, *, events: Mapping[str, str] | None = None, flag_margin: float = 0.0,
-        history: float = 10.0,
+        history: float = 10.0, decimation: int = 1,
     ) -> None:
+        if not isinstance(decimation, int) or decimation < 1:
+            raise ValueError(f"decimation must be an integer ≥ 1, found {decimation!r}")
+        self.decimation = decimation
         self.events = None if events is None else {str(k): str(v) for k, v in events.items()}
         self.flag_margin = float(flag_margin)
         self.history = float(history)
@@ -77,13 +80,18 @@ class _Windower:
         self._markers_v: list[str] = []
 
     def n_times(self) -> int:
+        """Samples in a window, at the output rate (after decimation)."""
         raise NotImplementedError
+
+    def span(self) -> int:
+        """Input samples a window spans: its last sample and every ``decimation``-th before."""
+        return (self.n_times() - 1) * self.decimation + 1
 
     def setup(self, sfreq: float, sample_shape: tuple[int, ...]) -> None:
         """Allocate buffers for samples of ``sample_shape`` at ``sfreq`` Hz."""
         self.sfreq_ = float(sfreq)
         self._margin = round(self.flag_margin * self.sfreq_)
-        capacity = self.n_times() + self._margin + round(self.history * self.sfreq_) + 1
+        capacity = self.span() + self._margin + round(self.history * self.sfreq_) + 1
         self._data = RingBuffer(sample_shape, capacity, dtype=np.float32)
         self._times = RingBuffer((), capacity, dtype=np.float64)
         self._flags = RingBuffer((), capacity, dtype=np.uint8)
@@ -91,7 +99,7 @@ class _Windower:
 
     def _pieces(self, chunk: Chunk):
         """Split a chunk longer than the history into pieces the buffer can hold."""
-        step = max(1, self._data.capacity - self.n_times() - self._margin)
+        step = max(1, self._data.capacity - self.span() - self._margin)
         if chunk.n_samples <= step:
             yield chunk
             return
@@ -127,10 +135,11 @@ class _Windower:
             return None
         self.counts.windows += 1
         label = None if marker is None else self._label(marker[1])
-        return Window(
-            self._data.get(start, stop).copy(), float(self._times.get(stop - 1, stop)[0]),
-            stop, marker, label,
-        )
+        data = self._data.get(start, stop)
+        if self.decimation > 1:
+            data = data[..., :: self.decimation]
+        last_time = float(self._times.get(stop - 1, stop)[0])
+        return Window(data.copy(), last_time, stop, marker, label)
 
     def reset(self) -> None:
         if self.sfreq_ is not None:
@@ -145,6 +154,9 @@ class _Windower:
 class SlidingWindower(_Windower):
     """A window of ``length`` s every ``step`` s.
 
+    Windows end at the samples whose index, counted from the session's first sample, is
+    a multiple of the step (the first one that holds a whole window, then every step).
+
     Parameters
     ----------
     length, step : float
@@ -154,24 +166,35 @@ class SlidingWindower(_Windower):
     flag_margin : float
         Seconds before a window in which a flagged sample (NaN/Inf, gap) also skips it,
         to keep filter transients out.
+    decimation : int
+        Keep every ``decimation``-th sample counting back from the window's last one, so
+        the newest sample is always in the window (the chain has already low-passed).
+        Windows hold ``round(length · sfreq / decimation)`` samples; ``step`` is counted
+        at the input rate.
     """
 
     def __init__(
         self, *, length: float, step: float, events: Mapping[str, str] | None = None,
-        flag_margin: float = 0.0,
+        flag_margin: float = 0.0, decimation: int = 1,
     ) -> None:
-        super().__init__(events=events, flag_margin=flag_margin, history=1.0)
+        super().__init__(events=events, flag_margin=flag_margin, history=1.0,
+                         decimation=decimation)
         if not length > 0 or not step > 0:
             raise ValueError(f"length and step must be positive, found {length}, {step}")
         self.length, self.step = float(length), float(step)
 
     def n_times(self) -> int:
-        return round(self.length * self.sfreq_)
+        return round(self.length * self.sfreq_ / self.decimation)
 
     def setup(self, sfreq: float, sample_shape: tuple[int, ...]) -> None:
         super().setup(sfreq, sample_shape)
         self._n_step = max(1, round(self.step * self.sfreq_))
-        self._next_stop = self.n_times()
+        self._next_stop = self._first_stop()
+
+    def _first_stop(self) -> int:
+        # windows end on multiples of the step: with an amplifier whose chunks divide the
+        # step, every window ends on the newest sample of a chunk
+        return -(-self.span() // self._n_step) * self._n_step
 
     def push(self, chunk: Chunk) -> list[Window]:
         """Buffer a processed chunk and return the windows it completes."""
@@ -183,7 +206,7 @@ class SlidingWindower(_Windower):
     def _push(self, chunk: Chunk) -> list[Window]:
         self._append(chunk)
         out = []
-        n_len, written = self.n_times(), self._data.n_written
+        n_len, written = self.span(), self._data.n_written
         while self._next_stop <= written:
             stop = self._next_stop
             self._next_stop += self._n_step
@@ -198,7 +221,7 @@ class SlidingWindower(_Windower):
     def reset(self) -> None:
         super().reset()
         if self.sfreq_ is not None:
-            self._next_stop = self.n_times()
+            self._next_stop = self._first_stop()
 
 
 class EpochWindower(_Windower):
@@ -215,7 +238,7 @@ class EpochWindower(_Windower):
     events : mapping of str to str | None
         Marker value → true label. Only markers named here open an epoch; ``None`` opens
         one for every marker.
-    flag_margin : float
+    flag_margin, decimation
         See :class:`SlidingWindower`.
     history : float
         Seconds of data kept for markers that arrive after their data.
@@ -223,16 +246,17 @@ class EpochWindower(_Windower):
 
     def __init__(
         self, *, tmin: float, tmax: float, events: Mapping[str, str] | None = None,
-        flag_margin: float = 0.0, history: float = 10.0,
+        flag_margin: float = 0.0, history: float = 10.0, decimation: int = 1,
     ) -> None:
-        super().__init__(events=events, flag_margin=flag_margin, history=history + max(0, -tmin))
+        super().__init__(events=events, flag_margin=flag_margin,
+                         history=history + max(0, -tmin), decimation=decimation)
         if not tmax > tmin:
             raise ValueError(f"tmax must be greater than tmin, found tmin={tmin}, tmax={tmax}")
         self.tmin, self.tmax = float(tmin), float(tmax)
         self._pending: list[tuple[float, str]] = []
 
     def n_times(self) -> int:
-        return round((self.tmax - self.tmin) * self.sfreq_)
+        return round((self.tmax - self.tmin) * self.sfreq_ / self.decimation)
 
     def add_markers(self, markers: Markers) -> None:
         super().add_markers(markers)
@@ -268,7 +292,7 @@ class EpochWindower(_Windower):
                 waiting.append((t, v))  # its sample has not arrived yet
                 continue
             start = first + i + round(self.tmin * self.sfreq_)
-            stop = start + self.n_times()
+            stop = start + self.span()
             if start < first:
                 self.counts.markers_late += 1
             elif stop > written:

@@ -189,8 +189,9 @@ def test_stream_vanishes_and_returns(model, unique_name):
 
 def test_stream_not_found_lists_what_was_found(model, unique_name):
     decoy = make_outlet(f"{unique_name}-decoy", CH, SFREQ)
-    config = _config(model, f"{unique_name}-absent", source={"resolve_timeout": 0.5})
-    with pytest.raises(StreamNotFoundError, match=rf"name='{unique_name}-absent'.*{unique_name}-decoy"):
+    config = _config(model, f"{unique_name}-absent", source={"resolve_timeout": 0.6})
+    expected = rf"name='{unique_name}-absent'.*{unique_name}-decoy"
+    with pytest.raises(StreamNotFoundError, match=expected):
         run_live(config, duration=1.0)
     del decoy
 

@@ -1,0 +1,53 @@
+"""The workload shared by the benchmarks: 64 channels at 1000 Hz, band-pass + notch +
+CAR, anti-aliased decimation to 125 Hz, 1 s windows every 50 ms, and a network of
+EEGNet-8,2's size (Lawhern et al. 2018: temporal kernel of half the sampling rate, 64
+samples at 125 Hz) as one ONNX file carrying its bci spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bci.session import SessionConfig
+from bci.spec import DecoderSpec, WindowSpec, write_spec
+from decoders.onnx_graphs import eegnet_sized_model
+from devices.synthetic import pick_channels
+
+N_CHANNELS, SFREQ, CHUNK = 64, 1000.0, 10
+DECIMATION = 8
+WINDOW_S, STEP_S = 1.0, 0.05
+CHANNELS = pick_channels(N_CHANNELS, paradigm="mi")
+PREPROCESSING = [
+    {"kind": "bandpass", "l_freq": 1.0, "h_freq": 40.0},
+    {"kind": "notch", "freqs": [50.0]},
+    {"kind": "car"},
+    {"kind": "decimate", "factor": DECIMATION},
+]
+
+
+def write_model(path: Path) -> Path:
+    """Write the EEGNet-sized decoder with its spec to ``path``."""
+    n_times = round(WINDOW_S * SFREQ / DECIMATION)
+    spec = DecoderSpec(
+        paradigm="mi", classes=["left", "right", "feet", "rest"], ch_names=CHANNELS,
+        sfreq=SFREQ, window=WindowSpec(mode="sliding", length=WINDOW_S, step=STEP_S),
+        preprocessing=PREPROCESSING, name="EEGNet-sized (random weights, benchmark load)",
+    )
+    write_spec(eegnet_sized_model(N_CHANNELS, n_times, 4, kernel=64), spec, path)
+    return path
+
+
+def session(model: Path, stream: str, *, threads: int = 1) -> SessionConfig:
+    return SessionConfig.from_dict({
+        "source": {"stream": stream, "resolve_timeout": 20.0},
+        "decoder": {"path": str(model), "threads": threads},
+        "outputs": {"lsl": f"{stream}-decisions"},
+    })
+
+
+def session_toml(model: Path, stream: str, path: Path) -> Path:
+    path.write_text(
+        f'[source]\nstream = "{stream}"\nresolve_timeout = 20.0\n\n'
+        f'[decoder]\npath = "{model}"\nthreads = 1\n\n'
+        f'[outputs]\nlsl = "{stream}-decisions"\n'
+    )
+    return path

@@ -1,0 +1,528 @@
+"""Read a recorded file into a :class:`~devices.recording.Recording`.
+
+Two families of files are read:
+
+- Anything MNE reads with :func:`mne.io.read_raw` (FIF, EDF/BDF, GDF, BrainVision
+  ``.vhdr``, EEGLAB ``.set``, Neuroscan ``.cnt``). Data timestamps are the recording's
+  sample times, ``(first_samp + arange(n_samples)) / sfreq``. Events come from, in order:
+
+  1. an explicit ``events=`` file (an MNE events file, ``mne.read_events``, or an
+     annotations file, ``mne.read_annotations``);
+  2. a companion events file in MNE's naming beside the recording: for ``X_raw.fif``
+     (or ``X-raw.fif``, ``X.edf``, ...) the first of ``X-eve.fif``, ``X_eve.fif``,
+     ``X_raw-eve.fif``, ``X_raw_eve.fif`` that exists;
+  3. the file's annotations, ignoring the segment annotations ``BAD*``, ``EDGE*``,
+     ``boundary`` and BrainVision's ``New Segment/``;
+  4. the stim channels (:func:`mne.find_events` with ``shortest_event=1`` and
+     ``consecutive=True``, so a step from one code to another is an event too).
+
+  Stim channels never reach the data: they are dropped whichever source gave the events.
+  Event codes become their decimal string, annotation descriptions are kept as they are,
+  and every marker is placed on the sample nearest its onset (markers outside the data
+  are dropped, with a warning, as :func:`mne.events_from_annotations` does).
+
+- XDF (``.xdf``, ``.xdfz``, ``.xdf.gz``) read with :func:`pyxdf.load_xdf` without clock
+  synchronisation or dejittering, so timestamps are exactly as recorded (the runtime's
+  recorder writes LSL timestamps that are already time-corrected). A file cut short by
+  a killed recorder (no footers, a last chunk cut in half) is read up to its last
+  complete chunk. See :func:`read_recording` for how streams are chosen.
+
+Data that contain NaN or Inf are returned as they are (the runtime flags such samples);
+the reader logs a warning with their count.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import warnings
+from pathlib import Path
+
+import mne
+import numpy as np
+
+from bci.chunk import Markers
+from devices.recording import Recording, RecordingError
+
+logger = logging.getLogger(__name__)
+
+MNE_EXTENSIONS = (".fif", ".fif.gz", ".edf", ".bdf", ".gdf", ".vhdr", ".set", ".cnt")
+XDF_EXTENSIONS = (".xdf", ".xdfz", ".xdf.gz")
+SUPPORTED_EXTENSIONS = MNE_EXTENSIONS + XDF_EXTENSIONS
+"""File name endings :func:`read_recording` accepts."""
+
+# Annotations that mark segments of the recording rather than events in the experiment.
+_SEGMENT_PREFIXES = ("bad", "edge", "boundary", "new segment/")
+
+# Voltage units as LSL/XDF headers spell them, with their factor to volts. Integer
+# strings are powers of ten (mne-lsl writes ``unit_mul`` that way, "-6" for µV).
+_VOLT_UNITS = {
+    "v": 1.0, "volt": 1.0, "volts": 1.0,
+    "mv": 1e-3, "millivolt": 1e-3, "millivolts": 1e-3,
+    "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "microvolt": 1e-6, "microvolts": 1e-6,
+    "nv": 1e-9, "nanovolt": 1e-9, "nanovolts": 1e-9,
+}
+
+# The stream type the runtime gives its decision outlet; never data, never markers.
+DECISIONS_TYPE = "decisions"
+
+
+def read_recording(path: str | Path, *, stream: str | None = None,
+                   events: str | Path | None = None) -> Recording:
+    """Read a recording file: data, channel metadata, timestamps and markers.
+
+    Parameters
+    ----------
+    path : str | Path
+        The file; its ending picks the reader (see :data:`SUPPORTED_EXTENSIONS`).
+    stream : str | None
+        XDF only: the name, else the type, of the data stream. By default the numeric
+        stream with a regular rate and the most channels whose type is not
+        ``"Decisions"``.
+    events : str | Path | None
+        An events file that replaces the markers found in the recording: an MNE events
+        file (sample numbers as MNE counts them, ``first_samp`` included; for XDF,
+        indices into the data stream) or an annotations file (onsets in seconds; for
+        XDF, from the first data sample).
+
+    Returns
+    -------
+    Recording
+        ``data`` float32 of shape (n_channels, n_samples) in volts, ``timestamps``
+        float64 of shape (n_samples,), ``markers`` on the same time base.
+
+    Raises
+    ------
+    RecordingError
+        The file is missing, has an unsupported ending, is truncated or corrupt, has
+        no numeric stream (XDF), or the requested stream is not in it.
+
+    Notes
+    -----
+    XDF markers are the samples of every string stream and every irregular-rate
+    numeric stream (other than ``"Decisions"`` streams), merged in time order, with
+    their recorded timestamps. A marker sample with several channels contributes its
+    first channel (the LSL convention for marker streams); numeric values become
+    their decimal string (``"3"``, ``"0.5"``).
+
+    XDF channel labels and types come from ``desc/channels/channel/{label,type,unit}``
+    (default labels ``Ch1``…, default type ``eeg``, types MNE does not know become
+    ``misc``). Channels whose unit is a voltage are scaled to volts; float32 data in
+    volts, or without a unit, are returned exactly as stored.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RecordingError(f"{path}: no such file (expected a recording file)")
+    if not path.is_file():
+        raise RecordingError(f"{path}: expected a recording file, found a directory")
+    suffix = _suffix(path)
+    if suffix in XDF_EXTENSIONS:
+        return _read_xdf(path, stream=stream, events=events)
+    if suffix in MNE_EXTENSIONS:
+        if stream is not None:
+            logger.warning("%s: stream=%r ignored, it applies to XDF files only", path, stream)
+        return _read_mne(path, events=events)
+    raise RecordingError(
+        f"{path}: unsupported file type {suffix or '(no extension)'!r}; expected one of "
+        f"{', '.join(SUPPORTED_EXTENSIONS)}")
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for ext in sorted(SUPPORTED_EXTENSIONS, key=len, reverse=True):
+        if name.endswith(ext):
+            return ext
+    return path.suffix.lower()
+
+
+# --------------------------------------------------------------------------- MNE formats
+
+def _read_mne(path: Path, *, events: str | Path | None) -> Recording:
+    raw = _read_raw_checked(path)
+    sfreq = float(raw.info["sfreq"])
+    first_samp = int(raw.first_samp)
+    n_samples = int(raw.n_times)
+    stim = [raw.ch_names[i] for i in mne.pick_types(raw.info, meg=False, stim=True)]
+
+    if events is not None:
+        samples, values = _read_events_file(Path(events), raw)
+        origin = f"events file {events}"
+    elif (companion := _companion_events(path)) is not None:
+        samples, values = _read_events_file(companion, raw)
+        origin = f"events file {companion}"
+    else:
+        samples, values = _annotation_events(raw)
+        origin = "annotations"
+        if not values and stim:
+            found = mne.find_events(raw, stim_channel=stim, shortest_event=1,
+                                    consecutive=True, verbose="error")
+            samples, values = found[:, 0], [str(int(code)) for code in found[:, 2]]
+            origin = f"stim channel(s) {', '.join(stim)}"
+
+    samples = np.asarray(samples, dtype=np.int64)
+    inside = (samples >= first_samp) & (samples < first_samp + n_samples)
+    if not inside.all():
+        logger.warning("%s: %d marker(s) from %s lie outside the data and were dropped",
+                       path, int((~inside).sum()), origin)
+    order = np.argsort(samples[inside], kind="stable")
+    samples = samples[inside][order]
+    values = [v for v, keep in zip(values, inside, strict=True) if keep]
+    values = [values[i] for i in order]
+    logger.info("%s: %d marker(s) from %s", path, len(values), origin)
+
+    if stim:
+        raw.drop_channels(stim)
+    if not raw.ch_names:
+        raise RecordingError(f"{path}: expected data channels, found only stim channels "
+                             f"({', '.join(stim)})")
+    data = raw.get_data().astype(np.float32)
+    _report_nonfinite(path, data)
+    timestamps = (first_samp + np.arange(n_samples)) / sfreq
+    markers = Markers(samples / sfreq, values)
+    return Recording(raw.info, data, timestamps, markers, str(path))
+
+
+def _read_raw_checked(path: Path) -> mne.io.BaseRaw:
+    """Read with MNE, turning its exceptions and truncation warnings into RecordingError."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            raw = mne.io.read_raw(path, preload=True, verbose="warning")
+        except Exception as err:  # MNE raises many types on corrupt input
+            raise RecordingError(
+                f"{path}: expected a readable {_suffix(path)} recording, found a truncated "
+                f"or corrupt file ({type(err).__name__}: {err})") from err
+    for warning in caught:
+        message = str(warning.message)
+        if "Invalid tag" in message:
+            raise RecordingError(f"{path}: expected a complete FIF file, found a truncated "
+                                 f"or corrupt one ({message})")
+        if "Number of records from the header does not match" in message:
+            declared = _edf_declared_records(path)
+            if declared != -1:
+                raise RecordingError(
+                    f"{path}: expected the {declared} data records its header declares, "
+                    "found a file of another size (truncated or corrupt)")
+            # -1 is the EDF way of saying "recording not closed": read what is there.
+            logger.warning("%s: header has no record count (recording not closed); "
+                           "reading the records present", path)
+            continue
+        logger.warning("%s: %s", path, message)
+    if raw.n_times == 0:
+        raise RecordingError(f"{path}: expected samples, found none")
+    return raw
+
+
+def _edf_declared_records(path: Path) -> int | None:
+    """The record count of an EDF/BDF header (bytes 236–244), ``None`` if unreadable."""
+    with path.open("rb") as f:
+        header = f.read(244)
+    try:
+        return int(header[236:244].decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _companion_events(path: Path) -> Path | None:
+    name = path.name
+    for ext in (".fif.gz", ".fif"):
+        if name.lower().endswith(ext):
+            base = name[: -len(ext)]
+            break
+    else:
+        base = name[: -len(_suffix(path))] if _suffix(path) else path.stem
+    bases = [base]
+    for tag in ("_raw", "-raw"):
+        if base.endswith(tag):
+            bases.insert(0, base[: -len(tag)])
+    for b in bases:
+        for sep in ("-", "_"):
+            for ext in (".fif", ".fif.gz"):
+                candidate = path.with_name(f"{b}{sep}eve{ext}")
+                if candidate.is_file():
+                    return candidate
+    return None
+
+
+def _read_events_file(path: Path, raw: mne.io.BaseRaw) -> tuple[np.ndarray, list[str]]:
+    """Absolute sample numbers and values from an MNE events or annotations file."""
+    if not path.is_file():
+        raise RecordingError(f"{path}: no such events file (expected an MNE events or "
+                             "annotations file)")
+    try:
+        found = mne.read_events(path, verbose="error")
+    except Exception as events_err:
+        try:
+            annotations = mne.read_annotations(path)
+        except Exception as annot_err:
+            raise RecordingError(
+                f"{path}: expected an MNE events file or an annotations file, found "
+                f"neither ({events_err}; {annot_err})") from annot_err
+        if annotations.orig_time is not None and raw.info["meas_date"] is None:
+            annotations = mne.Annotations(annotations.onset, annotations.duration,
+                                          annotations.description)
+        raw.set_annotations(annotations, verbose="error")
+        return _annotation_events(raw)
+    return found[:, 0], [str(int(code)) for code in found[:, 2]]
+
+
+def _annotation_events(raw: mne.io.BaseRaw) -> tuple[np.ndarray, list[str]]:
+    """Absolute sample numbers (nearest sample) and descriptions of event annotations."""
+    annotations = raw.annotations
+    keep = [not d.lower().startswith(_SEGMENT_PREFIXES) for d in annotations.description]
+    onsets = annotations.onset[keep]
+    descriptions = [str(d) for d, k in zip(annotations.description, keep, strict=True) if k]
+    # raw.annotations count seconds from meas_date (from the start of time 0 when there
+    # is none), on the same axis as raw.first_time.
+    shift = 0.0
+    if annotations.orig_time is not None and raw.info["meas_date"] is not None:
+        shift = (annotations.orig_time - raw.info["meas_date"]).total_seconds()
+    sfreq = float(raw.info["sfreq"])
+    relative = np.round((onsets + shift - raw.first_time) * sfreq).astype(np.int64)
+    return relative + raw.first_samp, descriptions
+
+
+def _report_nonfinite(path: Path, data: np.ndarray) -> None:
+    bad = ~np.isfinite(data).all(axis=0)
+    if bad.any():
+        logger.warning("%s: %d of %d samples contain NaN or Inf (kept as recorded)",
+                       path, int(bad.sum()), data.shape[1])
+
+
+# ------------------------------------------------------------------------------- XDF
+
+def _read_xdf(path: Path, *, stream: str | None, events: str | Path | None) -> Recording:
+    import pyxdf
+
+    source = _xdf_complete_prefix(path)
+    try:
+        streams, _ = pyxdf.load_xdf(source, dejitter_timestamps=False,
+                                    synchronize_clocks=False, handle_clock_resets=False)
+    except Exception as err:  # pyxdf raises many types on corrupt input
+        raise RecordingError(f"{path}: expected a readable XDF file, found a corrupt one "
+                             f"({type(err).__name__}: {err})") from err
+    if not streams:
+        raise RecordingError(f"{path}: expected at least one stream, found none")
+
+    chosen = _choose_xdf_stream(path, streams, stream)
+    values = chosen["time_series"]
+    timestamps = np.asarray(chosen["time_stamps"], dtype=np.float64)
+    if timestamps.shape[0] == 0:
+        raise RecordingError(f"{path}: expected samples in stream {_stream_label(chosen)}, "
+                             "found none")
+    info, scale = _xdf_info(chosen)
+    data = np.ascontiguousarray(values.T)
+    if scale is not None:
+        data = data.astype(np.float64) * scale[:, None]
+    data = data.astype(np.float32, copy=False)
+    _report_nonfinite(path, data)
+
+    if events is not None:
+        markers = _xdf_events_file(Path(events), timestamps)
+    else:
+        markers = _xdf_markers(streams, chosen)
+    logger.info("%s: data from stream %s, %d marker(s)", path, _stream_label(chosen),
+                len(markers))
+    return Recording(info, data, timestamps, markers, str(path))
+
+
+def _xdf_complete_prefix(path: Path) -> Path | io.BytesIO:
+    """The file, or its complete chunks only when the last chunk was cut short.
+
+    pyxdf reads a partly written numeric chunk without noticing, so a recording cut by
+    a killed recorder would end in samples of stale bytes; stopping at the last whole
+    chunk avoids that.
+    """
+    import gzip
+
+    opener = gzip.open if _suffix(path) in (".xdfz", ".xdf.gz") else open
+    try:
+        with opener(path, "rb") as f:
+            if f.read(4) != b"XDF:":
+                raise RecordingError(f"{path}: expected an XDF file (starting 'XDF:'), "
+                                     "found other content")
+            end = 4
+            while True:
+                width = f.read(1)
+                if not width:
+                    return path
+                if width[0] not in (1, 4, 8):
+                    return path  # corrupt length: let pyxdf scan for a boundary chunk
+                raw_length = f.read(width[0])
+                if len(raw_length) < width[0]:
+                    break
+                length = int.from_bytes(raw_length, "little")
+                content = f.read(length)
+                if len(content) < length:
+                    break
+                end = f.tell()
+            f.seek(0)
+            complete = f.read(end)
+    except (OSError, EOFError) as err:
+        raise RecordingError(f"{path}: expected a readable XDF file, found a corrupt one "
+                             f"({err})") from err
+    logger.warning("%s: last chunk is incomplete (recording cut short); reading the "
+                   "%d complete bytes", path, end)
+    return io.BytesIO(complete)
+
+
+def _header(s: dict, key: str, default: str = "") -> str:
+    value = s["info"].get(key, [default])
+    value = value[0] if isinstance(value, list) and value else value
+    return default if value is None else str(value)
+
+
+def _stream_label(s: dict) -> str:
+    return (f"{_header(s, 'name')!r} (type {_header(s, 'type')!r}, "
+            f"{_header(s, 'channel_count')} x {_header(s, 'channel_format')}, "
+            f"{_header(s, 'nominal_srate')} Hz)")
+
+
+def _is_numeric(s: dict) -> bool:
+    return _header(s, "channel_format") != "string"
+
+
+def _rate(s: dict) -> float:
+    try:
+        return float(_header(s, "nominal_srate", "0"))
+    except ValueError:
+        return 0.0
+
+
+def _choose_xdf_stream(path: Path, streams: list[dict], wanted: str | None) -> dict:
+    found = "; ".join(_stream_label(s) for s in streams)
+    if wanted is not None:
+        matches = [s for s in streams if _header(s, "name") == wanted]
+        matches = matches or [s for s in streams if _header(s, "type") == wanted]
+        if not matches:
+            raise RecordingError(f"{path}: expected a stream named or typed {wanted!r}, "
+                                 f"found {found}")
+        numeric = [s for s in matches if _is_numeric(s)]
+        if not numeric:
+            raise RecordingError(f"{path}: expected stream {wanted!r} to hold numeric "
+                                 f"data, found {_stream_label(matches[0])}")
+        chosen = max(numeric, key=lambda s: int(_header(s, "channel_count", "0")))
+        if _rate(chosen) <= 0:
+            raise RecordingError(f"{path}: expected stream {wanted!r} to have a regular "
+                                 f"sampling rate, found {_stream_label(chosen)}")
+        return chosen
+    candidates = [s for s in streams if _is_numeric(s) and _rate(s) > 0
+                  and _header(s, "type").lower() != DECISIONS_TYPE]
+    if not candidates:
+        raise RecordingError(f"{path}: expected a numeric stream with a regular sampling "
+                             f"rate, found {found}")
+    # max() keeps the first of equals: the earliest stream in the file wins ties.
+    return max(candidates, key=lambda s: int(_header(s, "channel_count", "0")))
+
+
+def _xdf_info(s: dict) -> tuple[mne.Info, np.ndarray | None]:
+    """mne.Info from the stream header, and per-channel factors to volts (None: none)."""
+    n_channels = int(_header(s, "channel_count", "0"))
+    channels: list[dict] = []
+    desc = s["info"].get("desc") or [None]
+    if isinstance(desc[0], dict):
+        for block in desc[0].get("channels") or []:
+            if isinstance(block, dict):
+                channels.extend(c for c in block.get("channel") or [] if isinstance(c, dict))
+    if channels and len(channels) != n_channels:
+        logger.warning("stream %s: header describes %d channels for channel_count %d; "
+                       "ignoring the descriptions", _stream_label(s), len(channels),
+                       n_channels)
+        channels = []
+
+    def field(ch: dict, key: str) -> str:
+        value = (ch.get(key) or [""])[0]
+        return "" if value is None else str(value).strip()
+
+    known = set(mne.io.get_channel_type_constants())
+    names, types, factors = [], [], []
+    for i in range(n_channels):
+        ch = channels[i] if channels else {}
+        names.append(field(ch, "label") or f"Ch{i + 1}")
+        kind = field(ch, "type").lower() or "eeg"
+        types.append(kind if kind in known else "misc")
+        factors.append(_volt_factor(field(ch, "unit")))
+    info = mne.create_info(_unique(names), _rate(s), types)
+    scale = None
+    if any(f != 1.0 for f in factors):
+        scale = np.asarray(factors)
+    return info, scale
+
+
+def _volt_factor(unit: str) -> float:
+    key = unit.strip().lower()
+    if key in _VOLT_UNITS:
+        return _VOLT_UNITS[key]
+    try:
+        return 10.0 ** int(key)
+    except ValueError:
+        return 1.0  # no unit, or not a voltage: leave the values as recorded
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        if name in seen:
+            seen[name] += 1
+            new = f"{name}-{seen[name]}"
+            logger.warning("duplicate channel label %r renamed %r", name, new)
+            out.append(new)
+        else:
+            seen[name] = 0
+            out.append(name)
+    return out
+
+
+def _marker_value(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    number = float(value)
+    if math.isfinite(number) and number.is_integer():
+        return str(int(number))
+    # str() of a numpy scalar is the shortest text that reads back to it in its own
+    # precision ("0.1" for float32 0.1, not "0.10000000149011612").
+    return str(value)
+
+
+def _xdf_markers(streams: list[dict], data_stream: dict) -> Markers:
+    times: list[np.ndarray] = []
+    values: list[str] = []
+    for s in streams:
+        if s is data_stream or _header(s, "type").lower() == DECISIONS_TYPE:
+            continue
+        if _is_numeric(s) and _rate(s) > 0:
+            continue
+        stamps = np.asarray(s["time_stamps"], dtype=np.float64)
+        series = s["time_series"]
+        times.append(stamps)
+        values.extend(_marker_value(sample[0]) if len(sample) else "" for sample in series)
+    if not times:
+        return Markers()
+    stamps = np.concatenate(times)
+    order = np.argsort(stamps, kind="stable")
+    return Markers(stamps[order], [values[i] for i in order])
+
+
+def _xdf_events_file(path: Path, timestamps: np.ndarray) -> Markers:
+    if not path.is_file():
+        raise RecordingError(f"{path}: no such events file (expected an MNE events or "
+                             "annotations file)")
+    try:
+        found = mne.read_events(path, verbose="error")
+    except Exception as events_err:
+        try:
+            annotations = mne.read_annotations(path)
+        except Exception as annot_err:
+            raise RecordingError(
+                f"{path}: expected an MNE events file or an annotations file, found "
+                f"neither ({events_err}; {annot_err})") from annot_err
+        return Markers(timestamps[0] + np.asarray(annotations.onset, dtype=np.float64),
+                       [str(d) for d in annotations.description])
+    index = found[:, 0]
+    inside = (index >= 0) & (index < timestamps.shape[0])
+    if not inside.all():
+        logger.warning("%s: %d event(s) outside the data were dropped", path,
+                       int((~inside).sum()))
+    return Markers(timestamps[index[inside]], [str(int(c)) for c in found[inside, 2]])

@@ -1,0 +1,459 @@
+"""A simulated amplifier: :class:`~devices.synthetic.SyntheticEEG` streamed over LSL in
+real time (``bci simulate``).
+
+Two outlets: the EEG (float32, type ``"EEG"``, channel labels, units and types in the
+stream description) and the cues (strings, type ``"Markers"``, irregular rate). Sample i
+carries the timestamp ``t0 + i / sfreq`` exactly, ``t0`` being ``local_clock()`` at
+start; each chunk is pushed once the wall clock reaches its last sample's timestamp, on a
+schedule computed from ``t0`` so that no drift accumulates. A cue is pushed with the
+timestamp of its onset sample, just before the chunk that holds that sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from bci.lslconfig import get_pylsl
+from devices.synthetic import DEFAULT_SFREQ, MI_CLASSES, PARADIGMS, SyntheticEEG
+
+DEFAULT_NAME = "bci-sim-eeg"
+DEFAULT_MARKER_NAME = "bci-sim-markers"
+DEFAULT_CHUNK_SIZE = 8
+
+
+class SimulatedAmplifier:
+    """Stream synthetic EEG and its cues over LSL from a background thread.
+
+    Parameters
+    ----------
+    eeg : SyntheticEEG | None
+        The source to stream; by default one is built from ``**synthetic_options``.
+    name : str
+        Name of the EEG stream.
+    marker_name : str
+        Name of the marker stream.
+    chunk_size : int
+        Samples per pushed chunk.
+    source_id : str | None
+        LSL source id of the EEG stream (the marker stream gets ``<source_id>-markers``);
+        inlets use it to reconnect to a restarted amplifier. Default ``"bci-sim:<name>"``.
+    duration : float | None
+        Stop by itself after this many seconds of data; ``None`` streams until
+        :meth:`stop`.
+    **synthetic_options
+        Keyword options of :class:`~devices.synthetic.SyntheticEEG` (paradigm,
+        ch_names, n_channels, sfreq, seed, frequencies, line_freq …).
+
+    Examples
+    --------
+    >>> with SimulatedAmplifier(seed=1, name="my-eeg") as amp:  # doctest: +SKIP
+    ...     amp.wait(2.0)
+    """
+
+    def __init__(
+        self, eeg: SyntheticEEG | None = None, *, name: str = DEFAULT_NAME,
+        marker_name: str = DEFAULT_MARKER_NAME, chunk_size: int = DEFAULT_CHUNK_SIZE,
+        source_id: str | None = None, duration: float | None = None, **synthetic_options: Any,
+    ) -> None:
+        if eeg is not None and synthetic_options:
+            raise ValueError("give a SyntheticEEG or its options, not both (found eeg and "
+                             f"options {sorted(synthetic_options)})")
+        self.eeg = SyntheticEEG(**synthetic_options) if eeg is None else eeg
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int | np.integer) \
+                or chunk_size < 1:
+            raise ValueError(f"expected a positive integer chunk_size, found {chunk_size!r}")
+        for label, value in (("name", name), ("marker_name", marker_name)):
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"expected a non-empty stream {label}, found {value!r}")
+        if name == marker_name:
+            raise ValueError(f"the EEG and marker streams need different names, found "
+                             f"{name!r} for both")
+        if duration is not None and not (isinstance(duration, int | float)
+                                         and math.isfinite(duration) and duration > 0):
+            raise ValueError(f"expected a positive duration in seconds or None, "
+                             f"found {duration!r}")
+        self.chunk_size = int(chunk_size)
+        self._name = name
+        self._marker_name = marker_name
+        self._source_id = f"bci-sim:{name}" if source_id is None else str(source_id)
+        self.duration = duration
+        self._n_total = None if duration is None else round(duration * self.eeg.sfreq)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._outlet = None
+        self._marker_outlet = None
+        self._t0: float | None = None
+        self._n_sent = 0
+        self.error: BaseException | None = None
+
+    # -- properties -----------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """Name of the EEG stream."""
+        return self._name
+
+    @property
+    def marker_name(self) -> str:
+        """Name of the marker stream."""
+        return self._marker_name
+
+    @property
+    def source_id(self) -> str:
+        return self._source_id
+
+    @property
+    def sfreq(self) -> float:
+        return self.eeg.sfreq
+
+    @property
+    def t0(self) -> float | None:
+        """LSL timestamp of sample 0 (``None`` before :meth:`start`)."""
+        return self._t0
+
+    @property
+    def n_samples_sent(self) -> int:
+        return self._n_sent
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- lifecycle ------------------------------------------------------------------
+    def start(self) -> SimulatedAmplifier:
+        """Create the outlets and start streaming; returns once both are resolvable."""
+        if self._thread is not None:
+            raise RuntimeError(f"the simulated amplifier {self._name!r} was already started")
+        pylsl = get_pylsl()
+        # markers first, so that a client that resolved the EEG can find them too
+        self._marker_outlet = pylsl.StreamOutlet(self._marker_info(pylsl))
+        self._outlet = pylsl.StreamOutlet(self._eeg_info(pylsl), self.chunk_size)
+        self._t0 = pylsl.local_clock()
+        self._thread = threading.Thread(target=self._run, args=(pylsl,),
+                                        name=f"simulated-amplifier-{self._name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop streaming and close the outlets; re-raise the thread's error, if any."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise RuntimeError(f"the simulated amplifier {self._name!r} did not stop "
+                                   f"within {timeout} s")
+        # dropping the last reference destroys liblsl's outlet and withdraws the stream
+        self._outlet = None
+        self._marker_outlet = None
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise RuntimeError(f"the simulated amplifier {self._name!r} failed") from error
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until streaming ends (its ``duration`` is over, or :meth:`stop`).
+
+        Returns
+        -------
+        finished : bool
+            ``False`` if the timeout ran out first.
+        """
+        if self._thread is None:
+            raise RuntimeError(f"the simulated amplifier {self._name!r} was not started")
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def __enter__(self) -> SimulatedAmplifier:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- LSL ------------------------------------------------------------------------
+    def _eeg_info(self, pylsl):
+        eeg = self.eeg
+        info = pylsl.StreamInfo(self._name, "EEG", eeg.n_channels, eeg.sfreq,
+                                pylsl.cf_float32, self._source_id)
+        desc = info.desc()
+        desc.append_child_value("manufacturer", "bci-runtime")
+        desc.append_child_value("model", f"simulated {eeg.paradigm}")
+        channels = desc.append_child("channels")
+        for ch in eeg.ch_names:
+            node = channels.append_child("channel")
+            node.append_child_value("label", ch)
+            node.append_child_value("unit", "volts")
+            node.append_child_value("type", "EEG")
+        desc.append_child_value("seed", str(eeg.seed))
+        return info
+
+    def _marker_info(self, pylsl):
+        info = pylsl.StreamInfo(self._marker_name, "Markers", 1, pylsl.IRREGULAR_RATE,
+                                pylsl.cf_string, f"{self._source_id}-markers")
+        info.desc().append_child_value("classes", ",".join(self.eeg.labels))
+        return info
+
+    def _run(self, pylsl) -> None:
+        try:
+            self._stream(pylsl)
+        except BaseException as exc:  # reported by stop(); a thread cannot raise
+            self.error = exc
+
+    def _stream(self, pylsl) -> None:
+        sfreq = self.eeg.sfreq
+        t0 = self._t0
+        while not self._stop.is_set():
+            first = self._n_sent
+            n = self.chunk_size
+            if self._n_total is not None:
+                n = min(n, self._n_total - first)
+                if n <= 0:
+                    return
+            # generate first, then push when the wall clock reaches the chunk's last
+            # sample, as an amplifier does; the deadline comes from t0, so a late
+            # wake-up never shifts the following chunks
+            data, cues = self.eeg.read(n)
+            samples = np.ascontiguousarray(data.T)
+            # a list of floats selects liblsl's per-sample timestamps
+            stamps = (t0 + np.arange(first, first + n) / sfreq).tolist()
+            deadline = t0 + (first + n - 1) / sfreq
+            delay = deadline - pylsl.local_clock()
+            if delay > 0 and self._stop.wait(delay):
+                return
+            for onset, label in cues:
+                self._marker_outlet.push_sample([label], t0 + onset / sfreq)
+            self._outlet.push_chunk(samples, stamps)
+            self._n_sent = first + n
+
+
+# -- a separate process ----------------------------------------------------------------
+def spawn(*, timeout: float = 20.0, **options: Any) -> subprocess.Popen:
+    """Start ``python -m devices.simulated_amplifier`` and wait until it streams.
+
+    Parameters
+    ----------
+    timeout : float
+        Seconds to wait for the EEG stream to be resolvable on this machine.
+    **options
+        paradigm, n_channels, ch_names, sfreq, chunk_size, seed, duration, name,
+        marker_name, frequencies, line_freq, classes, trial_duration, iti, source_id:
+        the options of ``bci simulate``.
+
+    Returns
+    -------
+    subprocess.Popen
+        The running process; end it with :func:`stop_spawned`.
+
+    Raises
+    ------
+    RuntimeError
+        If the process exits, or its stream cannot be resolved, within ``timeout``.
+    """
+    argv = [sys.executable, "-m", "devices.simulated_amplifier", *_options_to_argv(options)]
+    name = options.get("name", DEFAULT_NAME)
+    pylsl = get_pylsl()  # sets LSLAPICFG, which the child inherits
+    errors = tempfile.TemporaryFile()
+    # a background resolver, polled, so that a process that dies is noticed at once
+    # (and one-shot resolves with some timeouts overrun them by seconds in liblsl)
+    resolver = pylsl.ContinuousResolver(prop="name", value=name)
+    started = pylsl.local_clock()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=errors, env=os.environ.copy())
+    proc.stderr_file = errors  # kept open for messages; closed by stop_spawned
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            message = _read(errors)
+            errors.close()
+            raise RuntimeError(f"the simulated amplifier exited with code {proc.returncode} "
+                               f"before its stream {name!r} appeared: {message}")
+        # a stream created before this call belongs to someone else
+        if any(info.created_at() >= started for info in resolver.results()):
+            return proc
+        time.sleep(0.05)
+    stop_spawned(proc)
+    raise RuntimeError(f"the simulated amplifier's stream {name!r} could not be resolved "
+                       f"within {timeout} s (command: {' '.join(argv)})")
+
+
+def stop_spawned(proc: subprocess.Popen, *, timeout: float = 10.0) -> int:
+    """Terminate a process from :func:`spawn` (SIGTERM, which it handles cleanly).
+
+    Returns
+    -------
+    returncode : int
+        0 after a clean stop; the process is killed if it does not exit in ``timeout``.
+    """
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    errors = getattr(proc, "stderr_file", None)
+    if errors is not None:
+        errors.close()
+    return proc.returncode
+
+
+def _read(file) -> str:
+    file.seek(0)
+    text = file.read().decode(errors="replace").strip()
+    return text[-2000:] or "(no output on stderr)"
+
+
+def _options_to_argv(options: dict[str, Any]) -> list[str]:
+    flags = {
+        "paradigm": "--paradigm", "n_channels": "--channels", "ch_names": "--ch-names",
+        "sfreq": "--sfreq", "chunk_size": "--chunk-size", "seed": "--seed",
+        "duration": "--duration", "name": "--name", "marker_name": "--marker-name",
+        "frequencies": "--frequencies", "line_freq": "--line-freq", "classes": "--classes",
+        "trial_duration": "--trial-duration", "iti": "--iti", "source_id": "--source-id",
+    }
+    unknown = sorted(set(options) - set(flags))
+    if unknown:
+        raise ValueError(f"unknown simulated amplifier options {unknown}; expected some of "
+                         f"{sorted(flags)}")
+    argv: list[str] = []
+    for key, value in options.items():
+        if value is None and key != "line_freq":
+            continue
+        if key == "line_freq" and value in (None, 0):
+            value = "none"
+        elif isinstance(value, Sequence) and not isinstance(value, str):
+            value = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+        argv += [flags[key], str(value)]
+    return argv
+
+
+# -- command line -----------------------------------------------------------------------
+def _comma_list(text: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, found {text!r}")
+    return items
+
+
+def _frequencies(text: str) -> list[float]:
+    try:
+        return [float(t) for t in _comma_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated frequencies in Hz such as 8,10,12,15, found {text!r}"
+        ) from None
+
+
+def _line_freq(text: str) -> float | None:
+    if text.strip().lower() in ("none", "off", "0"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a frequency in Hz (50, 60) or 'none', found {text!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``bci simulate``."""
+    parser.add_argument("--paradigm", choices=PARADIGMS, default="ssvep",
+                        help="what the synthetic EEG contains (default: ssvep)")
+    chans = parser.add_mutually_exclusive_group()
+    chans.add_argument("--channels", type=int, metavar="N", dest="n_channels",
+                       help="number of channels, picked from the 10-05 system "
+                            "(occipital first for ssvep, central first for mi)")
+    chans.add_argument("--ch-names", type=_comma_list, metavar="A,B,C",
+                       help="channel names of the 10-05 system, comma-separated")
+    parser.add_argument("--sfreq", type=float,
+                        help="sampling rate in Hz (default: "
+                             + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_SFREQ.items()) + ")")
+    parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
+                        help=f"samples per pushed chunk (default: {DEFAULT_CHUNK_SIZE})")
+    parser.add_argument("--seed", type=int, help="random seed (default: a fresh one)")
+    parser.add_argument("--duration", type=float,
+                        help="seconds to stream (default: until Ctrl-C or SIGTERM)")
+    parser.add_argument("--name", default=DEFAULT_NAME,
+                        help=f"EEG stream name (default: {DEFAULT_NAME})")
+    parser.add_argument("--marker-name", default=DEFAULT_MARKER_NAME,
+                        help=f"marker stream name (default: {DEFAULT_MARKER_NAME})")
+    parser.add_argument("--source-id", help="LSL source id (default: bci-sim:<name>)")
+    parser.add_argument("--frequencies", type=_frequencies, metavar="F1,F2,...",
+                        help="SSVEP target frequencies in Hz (default: 8,10,12,15)")
+    parser.add_argument("--classes", type=_comma_list, metavar="C1,C2",
+                        help=f"MI classes among {','.join(MI_CLASSES)} (default: left,right)")
+    parser.add_argument("--line-freq", type=_line_freq, default=50.0,
+                        help="power-line frequency in Hz, or 'none' (default: 50)")
+    parser.add_argument("--trial-duration", type=float,
+                        help="stimulation/imagery seconds (default: ssvep 2, mi 4)")
+    parser.add_argument("--iti", type=float,
+                        help="seconds between trials (default: ssvep 1, mi 2)")
+
+
+def build(args: argparse.Namespace) -> SimulatedAmplifier:
+    """The amplifier that ``bci simulate`` with these arguments serves (not started)."""
+    return SimulatedAmplifier(
+        name=args.name, marker_name=args.marker_name, chunk_size=args.chunk_size,
+        source_id=args.source_id, duration=args.duration, paradigm=args.paradigm,
+        ch_names=args.ch_names, n_channels=args.n_channels, sfreq=args.sfreq, seed=args.seed,
+        frequencies=args.frequencies, classes=args.classes, line_freq=args.line_freq,
+        trial_duration=args.trial_duration, iti=args.iti,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the streams until ``--duration`` is over, Ctrl-C or SIGTERM."""
+    try:
+        amp = build(args)
+    except ValueError as exc:
+        print(f"bci simulate: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    restore = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            restore[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        amp.start()
+        eeg = amp.eeg
+        print(f"Serving EEG stream {amp.name!r} ({eeg.n_channels} channels at "
+              f"{eeg.sfreq:g} Hz, {eeg.paradigm}, seed {eeg.seed}, source_id "
+              f"{amp.source_id!r})", flush=True)
+        print(f"Serving marker stream {amp.marker_name!r} (classes: "
+              f"{', '.join(eeg.labels)})", flush=True)
+        while not stop.is_set() and not amp.wait(0.2):
+            pass
+        amp.stop()
+    except RuntimeError as exc:
+        cause = f": {exc.__cause__!r}" if exc.__cause__ is not None else ""
+        print(f"bci simulate: {exc}{cause}", file=sys.stderr)
+        return 1
+    finally:
+        if amp.running:
+            with contextlib.suppress(RuntimeError):
+                amp.stop()
+        for sig, handler in restore.items():
+            signal.signal(sig, handler)
+    print(f"Stopped after {amp.n_samples_sent} samples.", flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bci simulate",
+        description="Stream synthetic EEG (SSVEP or motor imagery) and its cues over LSL.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
