@@ -9,7 +9,7 @@ decoder specs declare a preprocessing chain.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import mne
@@ -130,5 +130,3 @@ def check_positive(name: str, value: float) -> float:
         raise ValueError(f"{name} must be a positive number, found {value!r}")
     return float(value)
 
-
-NodeFactory = Callable[..., Node]

@@ -43,7 +43,9 @@ def _cmd_run(args) -> int:
 
     config = SessionConfig.load(args.session)
     stop = threading.Event()
+    # Ctrl-C and SIGTERM end the session cleanly: recordings closed, summary printed
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
 
     def show(d):
         if not args.json:
@@ -51,10 +53,7 @@ def _cmd_run(args) -> int:
             lat = f"  {1e3 * d.latency:.1f} ms" if d.latency is not None else ""
             print(f"[{d.index:5d}] {d.label}{truth}{lat}", flush=True)
 
-    try:
-        result = run_live(config, duration=args.duration, stop=stop, callbacks=[show])
-    except KeyboardInterrupt:
-        return 130
+    result = run_live(config, duration=args.duration, stop=stop, callbacks=[show])
     _print_result(result, args)
     return 0
 

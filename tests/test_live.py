@@ -219,3 +219,60 @@ def test_marker_locked_epochs_live(model, unique_name):
     result = _run_with_player(config, player, duration=3.5)
     assert [(d.stop - 100, d.true_label) for d in result.decisions] == [
         (100, "left"), (250, "right"), (400, "left")]
+
+
+def test_decisions_reach_an_lsl_consumer_and_jsonl(model, unique_name, tmp_path):
+    from bci.lslconfig import get_pylsl
+
+    pylsl = get_pylsl()
+    data = _signal(2.0, seed=5)
+    outlet = make_outlet(unique_name, CH, SFREQ)
+    player = Player(outlet, data, SFREQ, chunk=10)
+    log = tmp_path / "live.jsonl"
+    config = _config(model, unique_name, outputs={"jsonl": str(log)})
+    inlet_box = {}
+
+    def ready(_):
+        found = pylsl.resolve_byprop("name", f"{unique_name}-decisions", 1, 5.0)
+        inlet = pylsl.StreamInlet(found[0])
+        inlet.open_stream(5.0)
+        inlet_box["inlet"] = inlet
+        inlet_box["class"] = inlet.info(5.0).desc().child("classes").child_value("class")
+        player.start()
+
+    result = run_live(config, duration=2.8, on_ready=ready)
+    player.join(5)
+    inlet = inlet_box["inlet"]
+    assert inlet_box["class"] == "left"
+    samples, stamps = inlet.pull_chunk(timeout=1.0, max_samples=1000)
+    assert len(samples) == len(result.decisions) > 0
+    classes = ["left", "right", "rest"]
+    for d, s, t in zip(result.decisions, samples, stamps, strict=True):
+        assert classes[int(s[0])] == d.label
+        np.testing.assert_allclose(s[1:4], d.output)
+        assert s[4] == pytest.approx(d.emitted)
+        assert t == pytest.approx(d.last_sample_time, abs=1e-6)
+    import json
+
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [x["label"] for x in lines] == [d.label for d in result.decisions]
+    assert all(x["latency_ms"] == pytest.approx(1e3 * d.latency)
+               for x, d in zip(lines, result.decisions, strict=True))
+
+
+def test_integer_marker_stream_opens_epochs(model, unique_name):
+    from bci.lslconfig import get_pylsl
+
+    pylsl = get_pylsl()
+    data = _signal(2.0, seed=6)
+    outlet = make_outlet(unique_name, CH, SFREQ)
+    info = pylsl.StreamInfo(f"{unique_name}-int", "Markers", 1, 0, pylsl.cf_int32, "")
+    markers = pylsl.StreamOutlet(info)
+    player = Player(outlet, data, SFREQ, chunk=10, markers=[(100, 2), (200, 3)],
+                    marker_outlet=markers)
+    config = _config(model, unique_name, source={"markers": f"{unique_name}-int"},
+                     window={"mode": "epoch", "tmin": 0.0, "tmax": 0.5,
+                             "events": {"2": "left", "3": "right"}})
+    result = _run_with_player(config, player, duration=2.5)
+    assert [(d.stop - 100, d.true_label) for d in result.decisions] == [
+        (100, "left"), (200, "right")]
