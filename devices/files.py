@@ -44,6 +44,7 @@ import numpy as np
 
 from bci.chunk import Markers
 from devices.recording import Recording, RecordingError
+from devices.units import volt_factor
 
 logger = logging.getLogger(__name__)
 
@@ -54,15 +55,6 @@ SUPPORTED_EXTENSIONS = MNE_EXTENSIONS + XDF_EXTENSIONS
 
 # Annotations that mark segments of the recording rather than events in the experiment.
 _SEGMENT_PREFIXES = ("bad", "edge", "boundary", "new segment/")
-
-# Voltage units as LSL/XDF headers spell them, with their factor to volts. Integer
-# strings are powers of ten (mne-lsl writes ``unit_mul`` that way, "-6" for µV).
-_VOLT_UNITS = {
-    "v": 1.0, "volt": 1.0, "volts": 1.0,
-    "mv": 1e-3, "millivolt": 1e-3, "millivolts": 1e-3,
-    "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "microvolt": 1e-6, "microvolts": 1e-6,
-    "nv": 1e-9, "nanovolt": 1e-9, "nanovolts": 1e-9,
-}
 
 # The stream type the runtime gives its decision outlet; never data, never markers.
 DECISIONS_TYPE = "decisions"
@@ -245,20 +237,26 @@ def _companion_events(path: Path) -> Path | None:
     return None
 
 
-def _read_events_file(path: Path, raw: mne.io.BaseRaw) -> tuple[np.ndarray, list[str]]:
-    """Absolute sample numbers and values from an MNE events or annotations file."""
+def _events_or_annotations(path: Path) -> tuple[np.ndarray | None, mne.Annotations | None]:
+    """An MNE events file's array, or else an annotations file's annotations."""
     if not path.is_file():
         raise RecordingError(f"{path}: no such events file (expected an MNE events or "
                              "annotations file)")
     try:
-        found = mne.read_events(path, verbose="error")
+        return mne.read_events(path, verbose="error"), None
     except Exception as events_err:
         try:
-            annotations = mne.read_annotations(path)
+            return None, mne.read_annotations(path)
         except Exception as annot_err:
             raise RecordingError(
                 f"{path}: expected an MNE events file or an annotations file, found "
                 f"neither ({events_err}; {annot_err})") from annot_err
+
+
+def _read_events_file(path: Path, raw: mne.io.BaseRaw) -> tuple[np.ndarray, list[str]]:
+    """Absolute sample numbers and values from an MNE events or annotations file."""
+    found, annotations = _events_or_annotations(path)
+    if found is None:
         if annotations.orig_time is not None and raw.info["meas_date"] is None:
             annotations = mne.Annotations(annotations.onset, annotations.duration,
                                           annotations.description)
@@ -442,22 +440,12 @@ def _xdf_info(s: dict) -> tuple[mne.Info, np.ndarray | None]:
         names.append(field(ch, "label") or f"Ch{i + 1}")
         kind = field(ch, "type").lower() or "eeg"
         types.append(kind if kind in known else "misc")
-        factors.append(_volt_factor(field(ch, "unit")))
+        factors.append(volt_factor(field(ch, "unit")))
     info = mne.create_info(_unique(names), _rate(s), types)
     scale = None
     if any(f != 1.0 for f in factors):
         scale = np.asarray(factors)
     return info, scale
-
-
-def _volt_factor(unit: str) -> float:
-    key = unit.strip().lower()
-    if key in _VOLT_UNITS:
-        return _VOLT_UNITS[key]
-    try:
-        return 10.0 ** int(key)
-    except ValueError:
-        return 1.0  # no unit, or not a voltage: leave the values as recorded
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -506,18 +494,8 @@ def _xdf_markers(streams: list[dict], data_stream: dict) -> Markers:
 
 
 def _xdf_events_file(path: Path, timestamps: np.ndarray) -> Markers:
-    if not path.is_file():
-        raise RecordingError(f"{path}: no such events file (expected an MNE events or "
-                             "annotations file)")
-    try:
-        found = mne.read_events(path, verbose="error")
-    except Exception as events_err:
-        try:
-            annotations = mne.read_annotations(path)
-        except Exception as annot_err:
-            raise RecordingError(
-                f"{path}: expected an MNE events file or an annotations file, found "
-                f"neither ({events_err}; {annot_err})") from annot_err
+    found, annotations = _events_or_annotations(path)
+    if found is None:
         return Markers(timestamps[0] + np.asarray(annotations.onset, dtype=np.float64),
                        [str(d) for d in annotations.description])
     index = found[:, 0]

@@ -18,11 +18,10 @@ import numpy as np
 
 from bci.chunk import FLAG_GAP, Chunk, Markers
 from bci.lslconfig import get_pylsl
+from devices.units import volt_factor
 
 log = logging.getLogger(__name__)
 
-UNIT_SCALE = {"microvolts": 1e-6, "µv": 1e-6, "uv": 1e-6, "microvolt": 1e-6,
-              "millivolts": 1e-3, "mv": 1e-3, "volts": 1.0, "v": 1.0}
 MNE_TYPES = {"eeg", "eog", "ecg", "emg", "seeg", "ecog", "dbs", "mag", "grad", "stim",
              "misc", "resp", "bio", "fnirs_cw_amplitude"}
 
@@ -120,7 +119,7 @@ def info_from_lsl(stream_info, *, ch_names: list[str] | None = None) -> tuple[mn
             f"nominal sampling rate, found {sfreq}"
         )
     info = mne.create_info(labels, sfreq, types)
-    scale = np.array([UNIT_SCALE.get(u, 1.0) for u in units], np.float32)
+    scale = np.array([volt_factor(u) for u in units], np.float32)
     return info, scale
 
 
