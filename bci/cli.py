@@ -132,8 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("play", "devices.player", "rebroadcast a recording over LSL"),
         ("record", "devices.recorder", "record LSL streams to XDF"),
     ):
-        p = sub.add_parser(name, help=text)
-        p.set_defaults(module=module)
+        # add_help=False: --help must reach the device module's own parser below.
+        p = sub.add_parser(name, help=text, add_help=False)
+        p.set_defaults(module=module, description=text)
     return parser
 
 
@@ -154,7 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             import importlib
 
             module = importlib.import_module(args.module)
-            sub = argparse.ArgumentParser(prog=f"bci {args.command}")
+            sub = argparse.ArgumentParser(prog=f"bci {args.command}",
+                                          description=args.description)
             module.add_arguments(sub)
             return module.run(sub.parse_args(rest))
         if rest:

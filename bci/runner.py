@@ -125,7 +125,6 @@ class _SessionRecording:
         from devices.recorder import SessionRecorder
 
         self._rec = SessionRecorder(path)
-        self._lock = threading.Lock()
         types = info.get_channel_types()
         self.data_id = self._rec.add_stream(
             name=stream_name, type="EEG", channel_count=len(info["ch_names"]),
@@ -144,33 +143,22 @@ class _SessionRecording:
             ch_names=labels,
         )
         self._classes = classes
-        self._last_flush = time.monotonic()
 
+    # SessionRecorder is thread-safe and syncs to disk from its own timer thread.
     def data(self, chunk) -> None:
-        with self._lock:
-            self._rec.write(self.data_id, chunk.data, chunk.timestamps)
-            self._maybe_flush()
+        self._rec.write(self.data_id, chunk.data, chunk.timestamps)
 
     def markers(self, markers) -> None:
-        with self._lock:
-            self._rec.write(self.marker_id, list(markers.values), markers.timestamps)
+        self._rec.write(self.marker_id, list(markers.values), markers.timestamps)
 
     def __call__(self, d: Decision) -> None:
         if not self._classes:
             return
         row = np.array([[self._classes.index(d.label), *d.output]], np.float64).T
-        with self._lock:
-            self._rec.write(self.decision_id, row, np.array([d.last_sample_time]))
-
-    def _maybe_flush(self) -> None:
-        now = time.monotonic()
-        if now - self._last_flush >= 0.5:
-            self._rec.flush()
-            self._last_flush = now
+        self._rec.write(self.decision_id, row, np.array([d.last_sample_time]))
 
     def close(self) -> None:
-        with self._lock:
-            self._rec.close()
+        self._rec.close()
 
 
 def run_live(

@@ -231,7 +231,7 @@ class LSLSource:
                 if ts.shape[0] or pylsl.local_clock() >= deadline:
                     break
                 time.sleep(self.poll_interval)
-        except pylsl.LostError:
+        except pylsl.util.LostError:  # pylsl 1.18 exports it from pylsl.util only
             self._event("lost", now)
             self._inlet = None
             self._next_retry = now
@@ -316,7 +316,7 @@ class MarkerSource:
         pylsl = get_pylsl()
         try:
             samples, ts = self._inlet.pull_chunk(timeout=0.0, max_samples=256, as_numpy=False)
-        except pylsl.LostError:
+        except pylsl.util.LostError:  # pylsl 1.18 exports it from pylsl.util only
             return Markers()
         if not ts:
             return Markers()

@@ -276,3 +276,40 @@ def test_integer_marker_stream_opens_epochs(model, unique_name):
     result = _run_with_player(config, player, duration=2.5)
     assert [(d.stop - 100, d.true_label) for d in result.decisions] == [
         (100, "left"), (200, "right")]
+
+
+def test_replay_of_the_live_recording_reproduces_live_decisions(model, unique_name, tmp_path):
+    """[outputs] record writes data, markers and decisions; replaying it gives them back."""
+    from devices.files import read_recording
+
+    data = _signal(3.0, seed=7)
+    outlet = make_outlet(unique_name, CH, SFREQ)
+    markers = make_marker_outlet(f"{unique_name}-m")
+    onsets = [(60, "L"), (230, "R"), (380, "L")]
+    player = Player(outlet, data, SFREQ, chunk=7, markers=onsets, marker_outlet=markers)
+    record = tmp_path / "live.xdf"
+    window = {"mode": "epoch", "tmin": 0.0, "tmax": 0.5, "events": {"L": "left", "R": "right"}}
+    config = _config(model, unique_name, source={"markers": f"{unique_name}-m"},
+                     window=window, outputs={"record": str(record)})
+    live = _run_with_player(config, player, duration=3.5).decisions
+    assert [d.true_label for d in live] == ["left", "right", "left"]
+
+    rec = read_recording(record)
+    assert rec.data.shape == data.shape
+    np.testing.assert_array_equal(rec.data, data)  # float32 in, float32 out, untouched
+    assert list(rec.markers.values) == ["L", "R", "L"]
+    replayed = run_replay(config, rec).decisions
+    assert [(d.stop, d.label, d.true_label) for d in replayed] == [
+        (d.stop, d.label, d.true_label) for d in live]
+    for r, d in zip(replayed, live, strict=True):
+        assert np.array_equal(r.output, d.output)
+        assert r.last_sample_time == d.last_sample_time
+
+    # the decisions the live session emitted are in the same file, for later audit
+    import pyxdf
+
+    streams, _ = pyxdf.load_xdf(str(record))
+    (dec,) = [s for s in streams if s["info"]["type"][0] == "Decisions"]
+    classes = ["left", "right", "rest"]
+    assert [classes[int(i)] for i in dec["time_series"][:, 0]] == [d.label for d in live]
+    np.testing.assert_allclose(dec["time_series"][:, 1:], [d.output for d in live])
