@@ -18,6 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import psutil
 from eegnet_session import CHUNK, N_CHANNELS, SFREQ, session_toml, write_model
 
@@ -49,7 +50,9 @@ def main() -> None:
             def sample():
                 while proc.poll() is None:
                     try:
-                        rss.append(ps.memory_info().rss)
+                        value = ps.memory_info().rss
+                        if value:  # 0 once the process is a zombie
+                            rss.append(value)
                     except psutil.NoSuchProcess:
                         return
                     time.sleep(0.1)
@@ -68,12 +71,14 @@ def main() -> None:
         finally:
             stop_spawned(sim)
     out = {"first_decision_s": first, "rss_peak_mib": max(rss) / 2**20,
-           "rss_last_mib": rss[-1] / 2**20, "decisions": n_decisions}
+           "rss_last_mib": rss[-1] / 2**20,
+           "rss_median_mib": float(np.median(rss)) / 2**20, "decisions": n_decisions}
     if args.json:
         print(json.dumps(out))
         return
     print(f"bci run: first decision {first:.2f} s after the command; resident memory "
-          f"peak {out['rss_peak_mib']:.0f} MiB, at the end {out['rss_last_mib']:.0f} MiB; "
+          f"peak {out['rss_peak_mib']:.0f} MiB, median {out['rss_median_mib']:.0f} MiB, "
+          f"last {out['rss_last_mib']:.0f} MiB; "
           f"{out['decisions']} decisions in {args.seconds:g} s")
 
 
