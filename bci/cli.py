@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 
 def _add_stats(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, metavar="MODEL.onnx",
+                   help="serve this trained decoder instead of the session's [decoder]")
     p.add_argument("--stats", action="store_true",
                    help="print decision latency p50/p95/p99 per stage at the end")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -37,11 +39,20 @@ def _print_result(result, args) -> None:
         print(result.latency.table())
 
 
-def _cmd_run(args) -> int:
-    from bci.runner import run_live
+def _load_session(args):
     from bci.session import SessionConfig
 
     config = SessionConfig.load(args.session)
+    if args.model is not None:
+        config = config.with_model(args.model)
+    config.require_decoder()
+    return config
+
+
+def _cmd_run(args) -> int:
+    from bci.runner import run_live
+
+    config = _load_session(args)
     stop = threading.Event()
     # Ctrl-C and SIGTERM end the session cleanly: recordings closed, summary printed
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -60,10 +71,9 @@ def _cmd_run(args) -> int:
 
 def _cmd_replay(args) -> int:
     from bci.runner import run_replay
-    from bci.session import SessionConfig
     from devices.files import read_recording
 
-    config = SessionConfig.load(args.session)
+    config = _load_session(args)
     stream = args.stream
     if stream is None and str(args.input).lower().endswith((".xdf", ".xdfz", ".xdf.gz")):
         stream = config.source.stream  # a session's own recording names its data stream so
@@ -74,6 +84,49 @@ def _cmd_replay(args) -> int:
     if not args.json:
         print(f"replayed {result.n_samples / recording.sfreq:.1f} s of data in "
               f"{result.duration:.2f} s")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from bci.session import SessionConfig
+    from decoders.training import train
+
+    config = SessionConfig.load(args.session)
+    out = train(config, args.decoder, args.train, output=args.output,
+                global_paths=args.global_ or ())
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{out['decoder']}: trained on {out['n_windows']} windows "
+              f"({', '.join(out['classes'])}) in {out['train_seconds']:.1f} s, training "
+              f"accuracy {out['train_accuracy']:.3f}; wrote {out['output']}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from bci.session import SessionConfig
+    from decoders.training import evaluate
+
+    config = SessionConfig.load(args.session)
+    result = evaluate(config, args.decoder, train=args.train, test=args.test or (),
+                      split=args.split, n_splits=args.n_splits,
+                      global_paths=args.global_ or (), window=args.window)
+    if args.predictions:
+        result.write_predictions(args.predictions)
+    summary = result.summary()
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"{summary['decoder']}, {summary['split']}: {summary['n_windows']} test windows, "
+          f"accuracy {summary['accuracy']:.3f} (chance {summary['chance']:.3f}), "
+          f"kappa {summary['kappa']:.3f}")
+    if "itr_bits_per_min" in summary:
+        print(f"ITR {summary['itr_bits_per_min']:.1f} bits/min ({summary['itr_convention']})")
+    width = max(len(c) for c in summary["classes"]) + 2
+    print("confusion (rows true, columns predicted):")
+    print(" " * width + "".join(f"{c:>{width}}" for c in summary["classes"]))
+    for c, row in zip(summary["classes"], summary["confusion"], strict=True):
+        print(f"{c:>{width}}" + "".join(f"{v:>{width}}" for v in row))
     return 0
 
 
@@ -122,6 +175,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, default=32, help="samples per chunk")
     _add_stats(p)
     p.set_defaults(func=_cmd_replay)
+
+    names = ("fbcca", "trca", "etrca", "ssvep-dnn", "csp-lda", "fbcsp", "eegnet", "rl-eegnet")
+    p = sub.add_parser("train", help="fit a decoder on recordings and write its .onnx file")
+    p.add_argument("session", help="session TOML file with [window] events and [training]")
+    p.add_argument("--decoder", required=True, choices=names)
+    p.add_argument("--train", required=True, nargs="+", metavar="FILE", help="recordings")
+    p.add_argument("--global", dest="global_", nargs="+", metavar="FILE",
+                   help="other subjects' recordings for the global stage (ssvep-dnn)")
+    p.add_argument("--output", required=True, metavar="MODEL.onnx")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="accuracy, kappa, confusion (and ITR) on held-out "
+                       "data")
+    p.add_argument("session", help="session TOML file with [window] events and [training]")
+    p.add_argument("--decoder", required=True, choices=(*names, "mdm", "ts-lr"))
+    p.add_argument("--train", required=True, nargs="+", metavar="FILE")
+    p.add_argument("--test", nargs="+", metavar="FILE",
+                   help="held-out recordings (cross-session split)")
+    p.add_argument("--split", choices=("cross-session", "leave-one-block-out", "k-fold"),
+                   default=None, help="default: cross-session with --test, else k-fold")
+    p.add_argument("--n-splits", type=int, default=5,
+                   help="folds, or blocks within a single recording (default 5)")
+    p.add_argument("--global", dest="global_", nargs="+", metavar="FILE",
+                   help="other subjects' recordings for the global stage (ssvep-dnn)")
+    p.add_argument("--window", type=float, default=None, metavar="SECONDS",
+                   help="window length from [window] tmin (default: tmax − tmin)")
+    p.add_argument("--predictions", default=None, metavar="FILE.jsonl",
+                   help="write each test window's prediction")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("inspect", help="show an ONNX decoder's bci spec")
     p.add_argument("model")

@@ -7,10 +7,11 @@ from bci.decoder import ModelError
 from bci.pipeline import StreamMismatchError
 from bci.spatial import ChannelMismatchError
 from bci.spec import SpecError
+from bci.training_data import TrainingError
 from devices.lsl_source import StreamNotFoundError
 from devices.recording import RecordingError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
     ConfigError, ModelError, SpecError, StreamMismatchError, ChannelMismatchError,
-    StreamNotFoundError, RecordingError, FileNotFoundError,
+    StreamNotFoundError, RecordingError, FileNotFoundError, TrainingError,
 )

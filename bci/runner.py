@@ -23,7 +23,7 @@ import numpy as np
 from bci.decision import Decision
 from bci.latency import LatencyLog
 from bci.outputs import DecisionOutlet, JsonlLog, Sink
-from bci.pipeline import Pipeline
+from bci.pipeline import Pipeline, replay_windows
 from bci.session import SessionConfig
 from bci.windowing import Window
 
@@ -66,14 +66,18 @@ class DecodeWorker:
     pipeline : Pipeline
     sinks : iterable of callables
         Called with every decision, in order, from the decode thread.
+    window_sinks : iterable of callables
+        Called with each window and its decision after the sinks (online learning).
     backlog : int
         Windows that may wait; a new window arriving when the backlog is full drops the
         oldest waiting one (counted in ``skipped_backlog``).
     """
 
-    def __init__(self, pipeline: Pipeline, sinks: Iterable[Sink], *, backlog: int) -> None:
+    def __init__(self, pipeline: Pipeline, sinks: Iterable[Sink], *, backlog: int,
+                 window_sinks: Iterable[Callable[[Window, Decision], None]] = ()) -> None:
         self.pipeline = pipeline
         self.sinks = list(sinks)
+        self.window_sinks = list(window_sinks)
         self.backlog = backlog
         self.skipped_backlog = 0
         self.decisions: list[Decision] = []
@@ -104,6 +108,8 @@ class DecodeWorker:
                 decision = self.pipeline.decode(window, live=True)
                 for sink in self.sinks:
                     sink(decision)
+                for window_sink in self.window_sinks:
+                    window_sink(window, decision)
                 self.decisions.append(decision)
             except BaseException as err:  # surfaced to the acquisition loop
                 self.error = err
@@ -222,7 +228,16 @@ def run_live(
         sinks.append(recording)
     sinks.append(result.latency.add)
     sinks.extend(callbacks)
-    worker = DecodeWorker(pipeline, sinks, backlog=pipeline.default_backlog)
+    adaptation = None
+    dec_cfg = config.require_decoder()
+    if dec_cfg.adapt:
+        from bci.adaptation import LiveAdaptation, state_path
+
+        adaptation = LiveAdaptation(pipeline, state=state_path(dec_cfg.path),
+                                    save=dec_cfg.save, swap_every=dec_cfg.swap_every,
+                                    threads=dec_cfg.threads)
+    worker = DecodeWorker(pipeline, sinks, backlog=pipeline.default_backlog,
+                          window_sinks=[adaptation] if adaptation is not None else [])
     if on_ready is not None:
         on_ready(pipeline)
     duration = duration if duration is not None else config.duration
@@ -258,12 +273,13 @@ def run_live(
             recording.close()
         for close in closers:
             close()
+        adapted = adaptation.close() if adaptation is not None else {}
     if worker.error is not None:
         raise worker.error
     result.decisions = worker.decisions
     result.counts = {**pipeline.windower.counts.as_dict(),
                      "skipped_backlog": worker.skipped_backlog,
-                     "nonfinite_samples": pipeline.guard.n_flagged_}
+                     "nonfinite_samples": pipeline.guard.n_flagged_, **adapted}
     result.events = [{"kind": e.kind, "time": e.time, **e.detail} for e in source.events]
     result.n_samples = source.n_samples
     result.duration = pylsl.local_clock() - t_start
@@ -295,33 +311,13 @@ def run_replay(
     if output is not None:
         jsonl = JsonlLog(output, timing=timing)
         sinks.insert(0, jsonl)
-    m_times, m_values = recording.markers.timestamps, recording.markers.values
-    order = np.argsort(m_times, kind="stable")
-    m_times = np.asarray(m_times)[order]
-    m_values = [m_values[i] for i in order]
-    next_marker = 0
     t0 = time.perf_counter()
-    from bci.chunk import Markers
-
-    def emit(windows):
-        for w in windows:
+    try:
+        for w in replay_windows(pipeline, recording, chunk_size=chunk_size):
             d = pipeline.decode(w, live=False)
             for sink in sinks:
                 sink(d)
             result.decisions.append(d)
-
-    try:
-        for chunk in recording.chunks(chunk_size):
-            arrived = time.perf_counter()
-            end = np.searchsorted(m_times, chunk.timestamps[-1], side="right")
-            if end > next_marker:
-                m = Markers(m_times[next_marker:end], m_values[next_marker:end])
-                next_marker = end
-                emit(pipeline.add_markers(m, arrived))
-            emit(pipeline.process(chunk, arrived))
-        if next_marker < len(m_values):  # markers after the last sample never complete
-            emit(pipeline.add_markers(
-                Markers(m_times[next_marker:], m_values[next_marker:]), time.perf_counter()))
     finally:
         if jsonl is not None:
             jsonl.close()

@@ -196,6 +196,9 @@ class DecoderConfig:
     path: Path | None = None
     threads: int = 1
     options: dict[str, Any] = field(default_factory=dict)
+    adapt: bool = False
+    save: Path | None = None
+    swap_every: int = 10
 
     KINDS: ClassVar[tuple[str, ...]] = ("onnx", "fbcca")
     FBCCA_KEYS: ClassVar[frozenset[str]] = frozenset(
@@ -220,9 +223,16 @@ class DecoderConfig:
         if threads < 1:
             raise ConfigError(f"{where}.threads: expected an integer ≥ 1, found {threads}")
         if kind == "onnx":
-            _no_unknown(t, {"kind", "path", "threads"}, where)
+            _no_unknown(t, {"kind", "path", "threads", "adapt", "save", "swap_every"}, where)
             path = Path(_check(t, "path", str, where))
-            return cls(kind, path if path.is_absolute() else base / path, threads)
+            save = _check(t, "save", str, where, None)
+            swap_every = _check(t, "swap_every", int, where, 10)
+            if swap_every < 1:
+                raise ConfigError(f"{where}.swap_every: expected an integer ≥ 1, found "
+                                  f"{swap_every}")
+            return cls(kind, path if path.is_absolute() else base / path, threads,
+                       adapt=_check(t, "adapt", bool, where, False),
+                       save=None if save is None else base / save, swap_every=swap_every)
         _no_unknown(t, {"kind", "threads"} | cls.FBCCA_KEYS, where)
         freqs = _check(t, "frequencies", list, where)
         if not freqs or not all(isinstance(f, int | float) and f > 0 for f in freqs):
@@ -270,20 +280,68 @@ class OutputsConfig:
 
 
 @dataclass(slots=True)
+class TrainingConfig:
+    """How ``bci train`` and ``bci evaluate`` build decoders for this session's data.
+
+    ``paradigm`` (``"ssvep"`` or ``"mi"``), ``frequencies`` (class → Hz, SSVEP),
+    ``ch_names`` (default: every EEG channel), ``gaze_shift`` (seconds added to each
+    selection for the ITR, default 0), ``seed``, and per-decoder hyperparameters in
+    ``[training.decoders.NAME]`` tables.
+    """
+
+    paradigm: str
+    frequencies: dict[str, float] = field(default_factory=dict)
+    ch_names: list[str] | None = None
+    gaze_shift: float = 0.0
+    seed: int = 0
+    decoders: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"paradigm", "frequencies", "ch_names", "gaze_shift", "seed", "decoders"})
+
+    @classmethod
+    def from_table(cls, t: dict, where: str = "training") -> TrainingConfig:
+        _no_unknown(t, cls.KEYS, where)
+        freqs = _check(t, "frequencies", dict, where, {})
+        for k, v in freqs.items():
+            if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
+                raise ConfigError(f"{where}.frequencies.{k}: expected a positive number "
+                                  f"(Hz), found {v!r}")
+        ch_names = _check(t, "ch_names", list, where, None)
+        if ch_names is not None and not all(isinstance(c, str) for c in ch_names):
+            raise ConfigError(f"{where}.ch_names: expected a list of strings, found {ch_names!r}")
+        decoders = _check(t, "decoders", dict, where, {})
+        for name, opts in decoders.items():
+            if not isinstance(opts, dict):
+                raise ConfigError(f"{where}.decoders.{name}: expected a table of "
+                                  f"hyperparameters, found {opts!r}")
+        gaze = _check(t, "gaze_shift", float, where, 0.0)
+        if gaze < 0:
+            raise ConfigError(f"{where}.gaze_shift: expected seconds ≥ 0, found {gaze}")
+        return cls(
+            paradigm=_check(t, "paradigm", str, where, choices=("ssvep", "mi")),
+            frequencies={str(k): float(v) for k, v in freqs.items()},
+            ch_names=ch_names, gaze_shift=gaze, seed=_check(t, "seed", int, where, 0),
+            decoders=decoders,
+        )
+
+
+@dataclass(slots=True)
 class SessionConfig:
     """A whole session, as read from a TOML file."""
 
     source: SourceConfig
     chain: list[dict[str, Any]]
     window: WindowConfig
-    decoder: DecoderConfig
+    decoder: DecoderConfig | None
     outputs: OutputsConfig
     name: str = "session"
+    training: TrainingConfig | None = None
     duration: float | None = None
     path: Path | None = None
 
     KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"session", "source", "chain", "window", "decoder", "outputs"}
+        {"session", "source", "chain", "window", "decoder", "outputs", "training"}
     )
 
     @classmethod
@@ -292,10 +350,12 @@ class SessionConfig:
         try:
             _no_unknown(d, cls.KEYS, "top level")
             base = path.parent if path else Path()
-            for key in ("source", "chain", "window", "outputs", "session"):
+            for key in ("source", "chain", "window", "outputs", "session", "training",
+                        "decoder"):
                 if key in d and not isinstance(d[key], dict):
                     raise ConfigError(f"{key}: expected a table [{key}], found {d[key]!r}")
-            if "decoder" not in d or not isinstance(d["decoder"], dict):
+            # a training description may leave the decoder to `bci train` / `--model`
+            if "decoder" not in d and "training" not in d:
                 raise ConfigError("decoder: required table [decoder] with kind/path, not found")
             meta = d.get("session", {})
             _no_unknown(meta, {"name", "duration"}, "session")
@@ -309,14 +369,31 @@ class SessionConfig:
                 source=SourceConfig.from_table(d.get("source", {})),
                 chain=nodes,
                 window=WindowConfig.from_table(d.get("window", {})),
-                decoder=DecoderConfig.from_table(d["decoder"], base=base),
+                decoder=(DecoderConfig.from_table(d["decoder"], base=base)
+                         if "decoder" in d else None),
                 outputs=OutputsConfig.from_table(d.get("outputs", {}), base=base),
                 name=_check(meta, "name", str, "session", path.stem if path else "session"),
                 duration=duration,
                 path=path,
+                training=(TrainingConfig.from_table(d["training"])
+                          if "training" in d else None),
             )
         except ConfigError as err:
             raise ConfigError(f"{where}: {err}") from None
+
+    def with_model(self, model: str | Path, *, threads: int | None = None) -> SessionConfig:
+        """A copy whose decoder is the ONNX file ``model`` (``--model`` on the command line)."""
+        from dataclasses import replace
+
+        old = self.decoder
+        t = threads if threads is not None else (old.threads if old else 1)
+        return replace(self, decoder=DecoderConfig("onnx", Path(model), t))
+
+    def require_decoder(self) -> DecoderConfig:
+        if self.decoder is None:
+            raise ConfigError(f"{self.path or 'session'}: no [decoder] table; name a trained "
+                              "model with --model MODEL.onnx or add [decoder] path = ...")
+        return self.decoder
 
     @classmethod
     def load(cls, path: str | Path) -> SessionConfig:

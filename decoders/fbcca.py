@@ -138,3 +138,78 @@ class FBCCA:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.argmax(self.decision_function(X), axis=-1)
+
+
+class FBCCAClassifier:
+    """FBCCA with named classes and its filter bank declared, for ``bci evaluate``.
+
+    Training-free: ``fit`` only builds the references for the windows' shape. It is served
+    live as a numpy decoder (``[decoder] kind = "fbcca"``), not exported to ONNX.
+
+    Parameters
+    ----------
+    sfreq : float
+        Sampling rate of the stream, in Hz.
+    frequencies : mapping of str to float
+        Stimulation frequency of each class; its order is the order of ``classes_``.
+    n_bands, n_harmonics, filter_order : int
+        Chen et al.'s sub-bands ``[8n, min(88, 0.45·sfreq)]`` Hz, references' harmonics,
+        Chebyshev I order.
+    temperature : float
+        See :class:`FBCCA`.
+    """
+
+    _estimator_type = "classifier"
+
+    def __init__(self, *, sfreq: float, frequencies: dict[str, float], n_bands: int = 5,
+                 n_harmonics: int = 3, filter_order: int = 4, temperature: float = 0.02) -> None:
+        self.sfreq = sfreq
+        self.frequencies = frequencies
+        self.n_bands = n_bands
+        self.n_harmonics = n_harmonics
+        self.filter_order = filter_order
+        self.temperature = temperature
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {k: getattr(self, k) for k in ("sfreq", "frequencies", "n_bands",
+                                              "n_harmonics", "filter_order", "temperature")}
+
+    def set_params(self, **params) -> FBCCAClassifier:
+        for k, v in params.items():
+            setattr(self, k, v)
+        return self
+
+    def preprocessing(self) -> list[dict]:
+        bands = [b for b in chen_bands(self.n_bands, high=min(88.0, 0.45 * self.sfreq))
+                 if b[0] < b[1]]
+        return [{"kind": "filterbank", "bands": bands, "order": self.filter_order,
+                 "ftype": "cheby1", "rp": 0.5}]
+
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> FBCCAClassifier:
+        if not self.frequencies:
+            raise ValueError("FBCCA needs the stimulation frequency of each class "
+                             "([training] frequencies = { class = Hz }), found none")
+        X = np.asarray(X)
+        if X.ndim != 4:
+            raise ValueError(f"FBCCA: expected windows of shape (n_windows, n_bands, "
+                             f"n_channels, n_times), found {X.shape}")
+        self.classes_ = np.asarray(list(self.frequencies), str)
+        unknown = sorted(set(np.asarray(y, str)) - set(self.classes_)) if y is not None else []
+        if unknown:
+            raise ValueError(f"FBCCA: classes {unknown} have no stimulation frequency; "
+                             f"frequencies are given for {list(self.classes_)}")
+        self.fbcca_ = FBCCA(list(self.frequencies.values()), sfreq=self.sfreq,
+                            n_harmonics=self.n_harmonics,
+                            temperature=self.temperature).fit(X[:1])
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.fbcca_.predict_proba(X)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.classes_[np.argmax(self.fbcca_.decision_function(X), axis=-1)]
+
+    def to_onnx(self):
+        raise NotImplementedError(
+            "FBCCA's per-window CCA (QR and SVD) has no ONNX form; serve it with "
+            '[decoder] kind = "fbcca" in the session file')

@@ -145,7 +145,8 @@ def test_stream_vanishes_and_returns(model, unique_name):
     from bci.lslconfig import get_pylsl
 
     pylsl = get_pylsl()
-    data = _signal(5.0, seed=3)
+    # 5 s after the return: liblsl needs 1–2 s (more on a loaded machine) to reconnect
+    data = _signal(8.0, seed=3)
     stop = threading.Event()
     result_box = {}
     config = _config(model, unique_name)

@@ -1,0 +1,400 @@
+"""Train and evaluate decoders from recordings, with the live runtime's own windows.
+
+``bci train`` and ``bci evaluate`` call these. Windows are cut by
+:func:`bci.training_data.extract_windows` (the live chain and windower); everything that
+is fitted (CSP, TRCA filters, scalers, networks) is fitted inside the training fold only,
+because each fold fits a fresh clone of the decoder on the fold's training windows.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mne
+import numpy as np
+
+from bci.session import SessionConfig, TrainingConfig
+from bci.spec import DecoderSpec, WindowSpec, write_spec
+from bci.training_data import TrainingError, TrainingWindows, extract_windows
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("cross-session", "leave-one-block-out", "k-fold")
+
+
+def _fbcca(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
+    from decoders.fbcca import FBCCAClassifier
+
+    return FBCCAClassifier(sfreq=sfreq, frequencies=t.frequencies, **opts)
+
+
+def _trca(ensemble: bool) -> Callable[[TrainingConfig, float, dict], Any]:
+    def build(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
+        from decoders.trca import TRCA
+
+        return TRCA(sfreq=sfreq, ensemble=ensemble, **opts)
+    return build
+
+
+def _ssvep_dnn(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
+    from decoders.ssvep_dnn import SSVEPDNNClassifier
+
+    return SSVEPDNNClassifier(sfreq=sfreq, **{"seed": t.seed, **opts})
+
+
+def _csp_lda(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
+    from decoders.csp_lda import CSPLDA
+
+    return CSPLDA(sfreq=sfreq, **opts)
+
+
+def _fbcsp(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
+    from decoders.csp_lda import FBCSP
+
+    return FBCSP(sfreq=sfreq, **{"random_state": t.seed, **opts})
+
+
+def _eegnet(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
+    from decoders.eegnet import EEGNetClassifier
+
+    return EEGNetClassifier(sfreq=sfreq, **{"seed": t.seed, **opts})
+
+
+def _rl_eegnet(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
+    from decoders.rl_eegnet import RLEEGNet
+
+    return RLEEGNet(sfreq=sfreq, **{"seed": t.seed, **opts})
+
+
+def _mdm(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
+    from decoders.riemann import RiemannMDM
+
+    if t.paradigm == "ssvep" and "bands" not in opts:
+        # MOABB's SSVEP-exo pipeline: narrow bands around each stimulation frequency
+        opts = {"bands": [[f - 0.5, f + 0.5] for f in t.frequencies.values()], **opts}
+    return RiemannMDM(sfreq=sfreq, **opts)
+
+
+def _ts_lr(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
+    from decoders.riemann import TangentSpaceLR
+
+    return TangentSpaceLR(sfreq=sfreq, **opts)
+
+
+#: Decoders by command-line name: builder and whether it exports to ONNX.
+DECODERS: dict[str, Callable[[TrainingConfig, float, dict], Any]] = {
+    "fbcca": _fbcca,
+    "trca": _trca(False),
+    "etrca": _trca(True),
+    "ssvep-dnn": _ssvep_dnn,
+    "csp-lda": _csp_lda,
+    "fbcsp": _fbcsp,
+    "eegnet": _eegnet,
+    "rl-eegnet": _rl_eegnet,
+}
+#: Baselines for evaluation only (pyriemann has no ONNX export).
+BASELINES: dict[str, Callable[[TrainingConfig, float, dict], Any]] = {
+    "mdm": _mdm,
+    "ts-lr": _ts_lr,
+}
+
+
+def training_config(config: SessionConfig) -> TrainingConfig:
+    if config.training is None:
+        raise TrainingError(f"{config.path or 'session'}: no [training] table; add one with "
+                         'paradigm = "ssvep" or "mi" (see examples/ssvep-exo.toml)')
+    return config.training
+
+
+def make_decoder(name: str, config: SessionConfig, sfreq: float) -> Any:
+    """A fresh, unfitted decoder named ``name`` with the session's hyperparameters."""
+    t = training_config(config)
+    builders = {**DECODERS, **BASELINES}
+    if name not in builders:
+        raise TrainingError(f"decoder: expected one of {sorted(builders)}, found {name!r}")
+    opts = dict(t.decoders.get(name, {}))
+    try:
+        return builders[name](t, sfreq, opts)
+    except TypeError as err:
+        raise TrainingError(f"training.decoders.{name}: {err}") from None
+
+
+def classes_of(config: SessionConfig) -> list[str]:
+    events = config.window.events
+    if not events:
+        raise TrainingError(f"{config.path or 'session'}: [window] events must map markers to "
+                         "classes for training, found none")
+    return list(dict.fromkeys(events.values()))
+
+
+def decoder_spec(name: str, estimator: Any, config: SessionConfig, info: mne.Info,
+                 classes: Sequence[str]) -> DecoderSpec:
+    """The ``bci`` spec of a decoder trained on streams like ``info``."""
+    t = training_config(config)
+    w = config.window
+    if w.tmin is None or w.tmax is None:
+        raise TrainingError(f"{config.path or 'session'}: training needs epochs: set [window] "
+                         "tmin and tmax (seconds after each event)")
+    ch_names = t.ch_names or [info["ch_names"][i]
+                              for i in mne.pick_types(info, eeg=True, exclude=[])]
+    if not ch_names:
+        raise TrainingError("the recording has no EEG channel; name them in [training] ch_names")
+    extra: dict[str, Any] = {"decoder": name}
+    if t.paradigm == "ssvep" and t.frequencies:
+        extra["frequencies"] = [t.frequencies.get(c) for c in classes]
+    return DecoderSpec(
+        paradigm=t.paradigm, classes=[str(c) for c in classes], ch_names=list(ch_names),
+        sfreq=float(info["sfreq"]), window=WindowSpec(mode="epoch", tmin=w.tmin, tmax=w.tmax),
+        preprocessing=list(estimator.preprocessing()), output="probabilities", name=name,
+        extra=extra,
+    )
+
+
+def load_windows(config: SessionConfig, spec: DecoderSpec,
+                 paths: Sequence[str | Path]) -> TrainingWindows:
+    """Labelled windows of every recording in ``paths``, cut by the live code."""
+    from devices.files import read_recording
+
+    parts = []
+    for i, path in enumerate(paths):
+        part = extract_windows(config, spec, read_recording(path))
+        part.recording[:] = i
+        parts.append(part)
+        log.info("%s: %d windows", path, len(part))
+    return TrainingWindows.concatenate(parts)
+
+
+def _prepare(name: str, config: SessionConfig, first: str | Path):
+    from devices.files import read_recording
+
+    rec = read_recording(first)
+    estimator = make_decoder(name, config, float(rec.info["sfreq"]))
+    classes = classes_of(config)
+    return estimator, decoder_spec(name, estimator, config, rec.info, classes), classes
+
+
+def _fit(estimator: Any, X: np.ndarray, y: np.ndarray, glob: TrainingWindows | None) -> Any:
+    """Fit; with global-stage windows, fit on them first and fine-tune on ``X``."""
+    if glob is not None:
+        if not hasattr(estimator, "fine_tune"):
+            raise TrainingError(f"{type(estimator).__name__} has no global/fine-tune stages; "
+                             "--global applies to ssvep-dnn")
+        estimator.fit(glob.X, glob.y)
+        return estimator.fine_tune(X, y)
+    return estimator.fit(X, y)
+
+
+def train(config: SessionConfig, name: str, paths: Sequence[str | Path], *,
+          output: str | Path, global_paths: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """Fit decoder ``name`` on every labelled window of ``paths``; write ``output`` (.onnx).
+
+    Returns
+    -------
+    dict
+        ``output``, ``n_windows``, ``classes``, ``train_seconds`` and training accuracy.
+    """
+    if name in BASELINES:
+        raise TrainingError(f"{name} is an evaluation baseline with no ONNX export; train one "
+                         f"of {sorted(DECODERS)}")
+    if name == "fbcca":
+        raise TrainingError('fbcca is training-free: serve it with [decoder] kind = "fbcca"')
+    estimator, spec, _ = _prepare(name, config, paths[0])
+    data = load_windows(config, spec, paths)
+    glob = load_windows(config, spec, global_paths) if global_paths else None
+    t0 = time.perf_counter()
+    estimator = _fit(estimator, data.X, data.y, glob)
+    seconds = time.perf_counter() - t0
+    _check_class_order(estimator, spec)
+    train_acc = float(np.mean(estimator.predict(data.X) == data.y))
+    spec.extra.update(train_windows=len(data), train_seconds=round(seconds, 3),
+                      train_files=[Path(p).name for p in paths])
+    write_spec(estimator.to_onnx(), spec, output)
+    state = None
+    if hasattr(estimator, "adapt"):
+        # decoders that learn online keep their trainable state next to the model
+        from bci.adaptation import save_state, state_path
+
+        state = state_path(output)
+        save_state(estimator, state)
+    return {"output": str(output), "state": None if state is None else str(state),
+            "decoder": name, "n_windows": len(data),
+            "classes": spec.classes, "train_seconds": seconds, "train_accuracy": train_acc}
+
+
+def _check_class_order(estimator: Any, spec: DecoderSpec) -> None:
+    """The ONNX outputs follow ``classes_``: the spec must list the classes in that order."""
+    found = [str(c) for c in estimator.classes_]
+    if sorted(found) != sorted(spec.classes):
+        raise TrainingError(f"the decoder learned classes {found}, expected {spec.classes} "
+                         "(a class has no window in the training data?)")
+    spec.classes = found  # scikit-learn-style decoders sort their labels
+
+
+@dataclass(slots=True)
+class Evaluation:
+    """Pooled out-of-fold predictions and the figures computed from them."""
+
+    decoder: str
+    split: str
+    classes: list[str]
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    proba: np.ndarray
+    stops: np.ndarray
+    recording: np.ndarray
+    fold_accuracy: list[float] = field(default_factory=list)
+    train_seconds: float = 0.0
+    window_seconds: float = 0.0
+    gaze_shift: float = 0.0
+    paradigm: str = "mi"
+
+    def summary(self) -> dict[str, Any]:
+        from sklearn.metrics import cohen_kappa_score, confusion_matrix
+
+        from bci.metrics import itr_bits_per_min
+
+        acc = float(np.mean(self.y_true == self.y_pred))
+        out: dict[str, Any] = {
+            "decoder": self.decoder, "split": self.split, "n_windows": int(self.y_true.size),
+            "accuracy": acc, "kappa": float(cohen_kappa_score(self.y_true, self.y_pred)),
+            "classes": self.classes,
+            "confusion": confusion_matrix(self.y_true, self.y_pred,
+                                          labels=self.classes).tolist(),
+            "fold_accuracy": self.fold_accuracy, "train_seconds": self.train_seconds,
+            "chance": float(max(np.mean(self.y_true == c) for c in self.classes)),
+        }
+        if self.paradigm == "ssvep":
+            t = self.window_seconds + self.gaze_shift
+            out["itr_bits_per_min"] = itr_bits_per_min(len(self.classes), acc, t)
+            out["itr_convention"] = (
+                f"Wolpaw; {t:g} s per selection ({self.window_seconds:g} s window"
+                + (f" + {self.gaze_shift:g} s gaze shift)" if self.gaze_shift
+                   else ", gaze shift not included)"))
+        return out
+
+    def write_predictions(self, path: str | Path) -> None:
+        """One JSON line per window, in the format of ``bci replay --output``.
+
+        Keys: recording (index into the training/test list), stop, true_label, label,
+        probabilities (class → value).
+        """
+        with open(path, "w", encoding="utf-8") as f:
+            for i in range(self.y_true.size):
+                f.write(json.dumps({
+                    "recording": int(self.recording[i]), "stop": int(self.stops[i]),
+                    "true_label": str(self.y_true[i]), "label": str(self.y_pred[i]),
+                    "probabilities": {c: float(v) for c, v in
+                                      zip(self.classes, self.proba[i], strict=True)},
+                }) + "\n")
+
+
+def _folds(split: str, data: TrainingWindows, n_splits: int, seed: int):
+    from sklearn.model_selection import StratifiedKFold
+
+    if split == "k-fold":
+        skf = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        yield from skf.split(data.X, data.y)
+        return
+    # leave-one-block-out: a block is a recording when there are several, otherwise a
+    # run of consecutive trials (in time order), so neighbouring trials never straddle
+    # training and test
+    if np.unique(data.recording).size > 1:
+        blocks = data.recording
+    else:
+        order = np.argsort(data.stops, kind="stable")
+        blocks = np.empty(len(data), np.int64)
+        blocks[order] = np.arange(len(data)) * n_splits // len(data)
+    for b in np.unique(blocks):
+        yield np.flatnonzero(blocks != b), np.flatnonzero(blocks == b)
+
+
+def evaluate(config: SessionConfig, name: str, *, train: Sequence[str | Path],
+             test: Sequence[str | Path] = (), split: str | None = None, n_splits: int = 5,
+             global_paths: Sequence[str | Path] = (),
+             window: float | None = None) -> Evaluation:
+    """Evaluate decoder ``name`` without leakage.
+
+    Parameters
+    ----------
+    config : SessionConfig
+        With ``[window]`` (epochs and event map) and ``[training]``.
+    name : str
+        A decoder or baseline name (see :data:`DECODERS`, :data:`BASELINES`).
+    train, test : sequences of paths
+        With ``test``, the split is ``cross-session``: fit on ``train``, score on ``test``.
+    split : str | None
+        ``cross-session`` (needs ``test``), ``leave-one-block-out`` or ``k-fold``.
+    n_splits : int
+        Folds for k-fold; blocks for leave-one-block-out on a single recording.
+    global_paths : sequence of paths
+        Other subjects' recordings for a decoder's global stage (``ssvep-dnn``).
+    window : float | None
+        Window length in seconds from ``[window] tmin`` (default: ``tmax − tmin``).
+    """
+    from dataclasses import replace
+
+    from sklearn.base import clone
+
+    split = split or ("cross-session" if test else "k-fold")
+    if split not in SPLITS:
+        raise TrainingError(f"split: expected one of {SPLITS}, found {split!r}")
+    if split == "cross-session" and not test:
+        raise TrainingError("split cross-session: expected --test recordings, found none")
+    if split != "cross-session" and test:
+        raise TrainingError(f"split {split} runs within --train; --test is for cross-session")
+    if window is not None:
+        if config.window.tmin is None:
+            raise TrainingError("--window needs [window] tmin in the session file")
+        config = replace(config, window=replace(config.window,
+                                                tmax=config.window.tmin + float(window)))
+    estimator, spec, classes = _prepare(name, config, train[0])
+    data = load_windows(config, spec, train)
+    glob = load_windows(config, spec, global_paths) if global_paths else None
+    if split == "cross-session":
+        test_data = load_windows(config, spec, test)
+        folds = [(data, test_data)]
+    else:
+        folds = [(_subset(data, tr), _subset(data, te))
+                 for tr, te in _folds(split, data, n_splits, training_config(config).seed)]
+    y_true, y_pred, proba, stops, recs, fold_acc = [], [], [], [], [], []
+    seconds = 0.0
+    for tr, te in folds:
+        est = _clone(estimator, clone)
+        t0 = time.perf_counter()
+        est = _fit(est, tr.X, tr.y, glob)
+        seconds += time.perf_counter() - t0
+        p = np.asarray(est.predict_proba(te.X))
+        pred = np.asarray(est.classes_, str)[np.argmax(p, axis=1)]
+        order = [list(map(str, est.classes_)).index(c) for c in classes]
+        y_true.append(te.y)
+        y_pred.append(pred)
+        proba.append(p[:, order])  # reported in the session's class order
+        stops.append(te.stops)
+        recs.append(te.recording)
+        fold_acc.append(float(np.mean(pred == te.y)))
+    t = training_config(config)
+    return Evaluation(
+        decoder=name, split=split, classes=classes, y_true=np.concatenate(y_true),
+        y_pred=np.concatenate(y_pred), proba=np.concatenate(proba),
+        stops=np.concatenate(stops), recording=np.concatenate(recs), fold_accuracy=fold_acc,
+        train_seconds=seconds, window_seconds=float(config.window.tmax - config.window.tmin),
+        gaze_shift=t.gaze_shift, paradigm=t.paradigm,
+    )
+
+
+def _subset(data: TrainingWindows, idx: np.ndarray) -> TrainingWindows:
+    return TrainingWindows(data.X[idx], data.y[idx], data.stops[idx], data.recording[idx])
+
+
+def _clone(estimator: Any, clone: Callable) -> Any:
+    try:
+        return clone(estimator)
+    except (TypeError, RuntimeError):
+        return copy.deepcopy(estimator)
