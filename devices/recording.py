@@ -49,3 +49,14 @@ class Recording:
         for start in range(0, n, chunk_size):
             stop = min(start + chunk_size, n)
             yield Chunk(self.data[:, start:stop], self.timestamps[start:stop])
+
+    def to_raw(self) -> mne.io.RawArray:
+        """The recording as an MNE Raw, its markers as annotations (onsets from sample 0).
+
+        Save it with ``raw.save("name_raw.fif")``; :func:`devices.files.read_recording`
+        reads it back with the same markers.
+        """
+        raw = mne.io.RawArray(self.data.astype(np.float64), self.info.copy(), verbose="error")
+        onsets = np.asarray(self.markers.timestamps, np.float64) - self.timestamps[0]
+        raw.set_annotations(mne.Annotations(onsets, 0.0, [str(v) for v in self.markers.values]))
+        return raw

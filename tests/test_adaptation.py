@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mne
 import numpy as np
 import pytest
 from streams import Player, make_marker_outlet, make_outlet
@@ -30,9 +29,7 @@ def _recording(seed, seconds):
 def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("rl")
     rec = _recording(21, 75.0)
-    raw = mne.io.RawArray(rec.data.astype(np.float64), rec.info, verbose="error")
-    raw.set_annotations(mne.Annotations(rec.markers.timestamps - rec.timestamps[0], 0.0,
-                                        list(rec.markers.values)))
+    raw = rec.to_raw()
     raw.save(d / "calib_raw.fif", verbose="error")
     config = SessionConfig.from_dict({
         "window": WINDOW,

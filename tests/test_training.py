@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import mne
 import numpy as np
 import pytest
 
@@ -28,9 +27,7 @@ paradigm = "mi"
 
 def _write_fif(path, seed, duration=150.0):
     rec = make_recording(duration, paradigm="mi", n_channels=16, seed=seed, erd_depth=0.8)
-    raw = mne.io.RawArray(rec.data.astype(np.float64), rec.info, verbose="error")
-    raw.set_annotations(mne.Annotations(rec.markers.timestamps - rec.timestamps[0], 0.0,
-                                        list(rec.markers.values)))
+    raw = rec.to_raw()
     raw.save(path, verbose="error")
     return path
 
@@ -173,9 +170,7 @@ def test_trca_learns_phase_locked_ssvep_through_the_runtime_chain(decoder, tmp_p
     session.write_text(SSVEP_SESSION)
     # one simulated subject (its harmonics' phase lags are drawn per seed), two sessions
     rec = make_recording(150.0, paradigm="ssvep", seed=31)
-    raw = mne.io.RawArray(rec.data.astype(np.float64), rec.info, verbose="error")
-    raw.set_annotations(mne.Annotations(rec.markers.timestamps - rec.timestamps[0], 0.0,
-                                        list(rec.markers.values)))
+    raw = rec.to_raw()
     files = [tmp_path / "first_raw.fif", tmp_path / "second_raw.fif"]
     raw.copy().crop(0.0, 75.0).save(files[0], verbose="error")
     raw.copy().crop(75.0, None).save(files[1], verbose="error")
