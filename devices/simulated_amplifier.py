@@ -7,6 +7,15 @@ carries the timestamp ``t0 + i / sfreq`` exactly, ``t0`` being ``local_clock()``
 start; each chunk is pushed once the wall clock reaches its last sample's timestamp, on a
 schedule computed from ``t0`` so that no drift accumulates. A cue is pushed with the
 timestamp of its onset sample, just before the chunk that holds that sample.
+
+Opt-in cue following (``follow_markers=NAME``, ``bci simulate --follow-markers NAME``):
+the source has no schedule of its own; it reads an experiment's cue marker stream and
+starts a response (SSVEP at the cued target, ERD for the cued class) at the sample whose
+timestamp matches each cue's, and ends it early at an ``"end"`` marker. It then waits
+for a chunk's deadline *before* generating it, so every cue that has arrived by then
+shapes the samples after its onset; a cue whose onset was already sent is started at the
+next unsent sample instead and counted in ``late_cues``. Send cues a little ahead of the
+onset (their timestamp in the future) and none is late.
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ from devices.synthetic import DEFAULT_SFREQ, MI_CLASSES, PARADIGMS, SyntheticEEG
 DEFAULT_NAME = "bci-sim-eeg"
 DEFAULT_MARKER_NAME = "bci-sim-markers"
 DEFAULT_CHUNK_SIZE = 8
+#: Marker values that end the running cued response in cue-following mode.
+END_MARKERS = ("end",)
 
 
 class SimulatedAmplifier:
@@ -53,6 +64,10 @@ class SimulatedAmplifier:
     duration : float | None
         Stop by itself after this many seconds of data; ``None`` streams until
         :meth:`stop`.
+    follow_markers : str | None
+        Opt-in cue following: the name of a marker stream whose cues (values among the
+        source's labels) place the responses; the source is built (or must be) with
+        ``external_cues=True``. ``None`` (default) keeps the source's own schedule.
     **synthetic_options
         Keyword options of :class:`~devices.synthetic.SyntheticEEG` (paradigm,
         ch_names, n_channels, sfreq, seed, frequencies, line_freq …).
@@ -66,11 +81,22 @@ class SimulatedAmplifier:
     def __init__(
         self, eeg: SyntheticEEG | None = None, *, name: str = DEFAULT_NAME,
         marker_name: str = DEFAULT_MARKER_NAME, chunk_size: int = DEFAULT_CHUNK_SIZE,
-        source_id: str | None = None, duration: float | None = None, **synthetic_options: Any,
+        source_id: str | None = None, duration: float | None = None,
+        follow_markers: str | None = None, **synthetic_options: Any,
     ) -> None:
         if eeg is not None and synthetic_options:
             raise ValueError("give a SyntheticEEG or its options, not both (found eeg and "
                              f"options {sorted(synthetic_options)})")
+        if follow_markers is not None:
+            if not isinstance(follow_markers, str) or not follow_markers.strip():
+                raise ValueError(f"expected a marker stream name for follow_markers, found "
+                                 f"{follow_markers!r}")
+            if eeg is None:
+                synthetic_options["external_cues"] = True
+            elif not eeg.external_cues:
+                raise ValueError("follow_markers needs a SyntheticEEG(external_cues=True)")
+        self.follow_markers = follow_markers
+        self.late_cues = 0
         self.eeg = SyntheticEEG(**synthetic_options) if eeg is None else eeg
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int | np.integer) \
                 or chunk_size < 1:
@@ -210,6 +236,8 @@ class SimulatedAmplifier:
             self.error = exc
 
     def _stream(self, pylsl) -> None:
+        if self.follow_markers is not None:
+            return self._stream_following(pylsl)
         sfreq = self.eeg.sfreq
         t0 = self._t0
         while not self._stop.is_set():
@@ -234,6 +262,61 @@ class SimulatedAmplifier:
                 self._marker_outlet.push_sample([label], t0 + onset / sfreq)
             self._outlet.push_chunk(samples, stamps)
             self._n_sent = first + n
+
+
+    def _stream_following(self, pylsl) -> None:
+        """Cue-following mode: wait for the deadline, take the cues, then generate."""
+        sfreq = self.eeg.sfreq
+        t0 = self._t0
+        resolver = pylsl.ContinuousResolver(prop="name", value=self.follow_markers)
+        inlet = None
+        next_resolve = 0.0
+        try:
+            while not self._stop.is_set():
+                first = self._n_sent
+                n = self.chunk_size
+                if self._n_total is not None:
+                    n = min(n, self._n_total - first)
+                    if n <= 0:
+                        return
+                deadline = t0 + (first + n - 1) / sfreq
+                delay = deadline - pylsl.local_clock()
+                if delay > 0 and self._stop.wait(delay):
+                    return
+                if inlet is None and pylsl.local_clock() >= next_resolve:
+                    found = resolver.results()
+                    if found:
+                        inlet = pylsl.StreamInlet(found[0], processing_flags=(
+                            pylsl.proc_clocksync | pylsl.proc_monotonize))
+                        inlet.open_stream(1.0)
+                    next_resolve = pylsl.local_clock() + 0.2
+                if inlet is not None:
+                    self._take_cues(inlet, t0, sfreq)
+                data, cues = self.eeg.read(n)
+                samples = np.ascontiguousarray(data.T)
+                stamps = (t0 + np.arange(first, first + n) / sfreq).tolist()
+                for onset, label in cues:
+                    self._marker_outlet.push_sample([label], t0 + onset / sfreq)
+                self._outlet.push_chunk(samples, stamps)
+                self._n_sent = first + n
+        finally:
+            if inlet is not None:
+                inlet.close_stream()
+            del resolver
+
+    def _take_cues(self, inlet, t0: float, sfreq: float) -> None:
+        values, stamps = inlet.pull_chunk(timeout=0.0)
+        for value, stamp in zip(values, stamps, strict=True):
+            text = str(value[0]).strip()
+            sample = max(0, round((stamp - t0) * sfreq))
+            if sample < self.eeg.position:
+                if text in self.eeg.labels:
+                    self.late_cues += 1
+                sample = self.eeg.position
+            if text in self.eeg.labels:
+                self.eeg.add_cue(text, sample)
+            elif text in END_MARKERS:
+                self.eeg.end_cue(sample)
 
 
 # -- a separate process ----------------------------------------------------------------
@@ -320,6 +403,7 @@ def _options_to_argv(options: dict[str, Any]) -> list[str]:
         "duration": "--duration", "name": "--name", "marker_name": "--marker-name",
         "frequencies": "--frequencies", "line_freq": "--line-freq", "classes": "--classes",
         "trial_duration": "--trial-duration", "iti": "--iti", "source_id": "--source-id",
+        "follow_markers": "--follow-markers",
     }
     unknown = sorted(set(options) - set(flags))
     if unknown:
@@ -397,6 +481,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stimulation/imagery seconds (default: ssvep 2, mi 4)")
     parser.add_argument("--iti", type=float,
                         help="seconds between trials (default: ssvep 1, mi 2)")
+    parser.add_argument("--follow-markers", metavar="NAME",
+                        help="follow the cues of this marker stream instead of an own "
+                             "schedule: each cue (a class label) starts its response at "
+                             "the cue's timestamp, an 'end' marker stops it")
 
 
 def build(args: argparse.Namespace) -> SimulatedAmplifier:
@@ -407,6 +495,7 @@ def build(args: argparse.Namespace) -> SimulatedAmplifier:
         ch_names=args.ch_names, n_channels=args.n_channels, sfreq=args.sfreq, seed=args.seed,
         frequencies=args.frequencies, classes=args.classes, line_freq=args.line_freq,
         trial_duration=args.trial_duration, iti=args.iti,
+        follow_markers=getattr(args, "follow_markers", None),
     )
 
 

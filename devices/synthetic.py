@@ -284,6 +284,13 @@ class SyntheticEEG:
     noise_scale : float
         Multiplies the background (pink noise, alpha, line noise); lower it for an
         easier signal.
+    external_cues : bool
+        Opt-in: no schedule of its own; trials come from :meth:`add_cue` (and end early
+        at :meth:`end_cue`), e.g. from an experiment's cue markers. Responses are added
+        when samples are read, so a cue added before its onset sample is read shapes
+        every sample from its onset on, however far ahead noise blocks were generated.
+        ``iti`` and ``first_onset`` are then unused; ``trial_duration`` is the length
+        of a cued response that no :meth:`end_cue` cuts short.
 
     Attributes
     ----------
@@ -304,6 +311,7 @@ class SyntheticEEG:
         first_onset: float | None = None, latency: float = 0.14,
         ssvep_amplitude: float = _SSVEP_AMPLITUDE, amplitude_jitter: float = 0.25,
         erd_depth: float = 0.6, line_freq: float | None = 50.0, noise_scale: float = 1.0,
+        external_cues: bool = False,
     ) -> None:
         _check_paradigm(paradigm)
         self.paradigm = paradigm
@@ -354,6 +362,8 @@ class SyntheticEEG:
                                  f"found them with paradigm {paradigm!r}")
             self._setup_mi(classes, erd_depth)
         self._orders: dict[int, np.ndarray] = {}
+        self.external_cues = bool(external_cues)
+        self._cues: list[Trial] = []
         self._setup_background()
         self.reset()
 
@@ -510,6 +520,8 @@ class SyntheticEEG:
         self._block = np.empty((n_ch, 0), np.float32)
         self._block_start = 0
         self.position = 0
+        self._cues = []
+        self._parts: dict | None = None
 
     # -- schedule -------------------------------------------------------------------
     @property
@@ -546,6 +558,10 @@ class SyntheticEEG:
         """The ``index``-th trial of the schedule (each class once per round)."""
         if index < 0:
             raise ValueError(f"expected a trial index ≥ 0, found {index}")
+        if self.external_cues:
+            if index >= len(self._cues):
+                raise ValueError(f"trial {index} was not cued yet ({len(self._cues)} cues)")
+            return self._cues[index]
         n_cls = len(self.labels)
         label = self.labels[self._round_order(index // n_cls)[index % n_cls]]
         rng = np.random.default_rng([self.seed, _RNG_TRIAL, index])
@@ -559,6 +575,8 @@ class SyntheticEEG:
 
     def trials_between(self, start: int, stop: int) -> list[Trial]:
         """Trials whose cue falls in samples ``[start, stop)``."""
+        if self.external_cues:
+            return [t for t in self._cues if start <= t.onset < stop]
         lo = max(0, -(-(start - self._n_first) // self._n_period))
         hi = -(-(stop - self._n_first) // self._n_period)  # first index at or past stop
         return [self.trial(k) for k in range(lo, max(lo, hi))]
@@ -570,6 +588,10 @@ class SyntheticEEG:
 
     def _trials_touching(self, start: int, stop: int, lead: int, length: int) -> list[Trial]:
         """Trials whose response ``[onset + lead, onset + lead + length)`` meets the span."""
+        if self.external_cues:
+            extra = length - self._n_trial  # each cued trial has its own length
+            return [t for t in self._cues if t.onset + lead < stop
+                    and t.onset + lead + t.n_samples + extra > start]
         first = start - lead - length - self._n_first
         lo = max(0, first // self._n_period)
         hi = (stop - 1 - self._n_first) // self._n_period
@@ -595,8 +617,12 @@ class SyntheticEEG:
                 or n_samples < 0:
             raise ValueError(f"expected a non-negative sample count, found {n_samples!r}")
         n_samples = int(n_samples)
-        out = np.empty((self.n_channels, n_samples), np.float32)
         start = self.position
+        if self.external_cues:
+            out = self._read_external(n_samples)
+            markers = [(t.onset, t.label) for t in self.trials_between(start, self.position)]
+            return out, markers
+        out = np.empty((self.n_channels, n_samples), np.float32)
         done = 0
         while done < n_samples:
             offset = self.position - self._block_start
@@ -611,6 +637,125 @@ class SyntheticEEG:
             self.position += take
         markers = [(t.onset, t.label) for t in self.trials_between(start, self.position)]
         return out, markers
+
+    def _duration(self, trial: Trial) -> float:
+        if trial.n_samples == self._n_trial:
+            return self.trial_duration
+        return trial.n_samples / self.sfreq
+
+    # -- external cues --------------------------------------------------------------
+    def add_cue(self, label: str, onset: int, *, n_samples: int | None = None) -> Trial:
+        """Cue ``label`` at sample ``onset`` (external-cue mode only).
+
+        The response starts at the cue (after the visual latency, or the ERD's delay)
+        and lasts ``n_samples`` (default ``trial_duration``) unless :meth:`end_cue`
+        ends it sooner. Samples already read are not changed: a cue whose onset lies
+        before :attr:`position` shapes only what is read from now on.
+
+        Returns
+        -------
+        Trial
+            The cue as the ground truth records it (``index`` counts cues from 0).
+        """
+        if not self.external_cues:
+            raise ValueError("add_cue needs SyntheticEEG(external_cues=True); this source "
+                             "follows its own schedule")
+        if label not in self.labels:
+            raise ValueError(f"expected a cue among {self.labels}, found {label!r}")
+        if isinstance(onset, bool) or not isinstance(onset, int | np.integer) or onset < 0:
+            raise ValueError(f"expected a non-negative sample index, found {onset!r}")
+        n = self._n_trial if n_samples is None else int(n_samples)
+        if n < 1:
+            raise ValueError(f"expected a positive response length, found {n_samples!r}")
+        index = len(self._cues)
+        rng = np.random.default_rng([self.seed, _RNG_TRIAL, index])
+        if self.paradigm == "ssvep":
+            strength = float(np.exp(rng.normal(0.0, self.amplitude_jitter)))
+        else:
+            strength = float(np.clip(
+                self.erd_depth + rng.normal(0.0, self.amplitude_jitter * 0.4), 0.0, 1.0))
+        trial = Trial(index, int(onset), str(label), n, strength)
+        self._cues.append(trial)
+        return trial
+
+    def end_cue(self, sample: int) -> Trial | None:
+        """End the latest cued response that began before ``sample`` at that sample.
+
+        Returns the shortened trial, or ``None`` when no response was running then.
+        """
+        if not self.external_cues:
+            raise ValueError("end_cue needs SyntheticEEG(external_cues=True)")
+        for i in range(len(self._cues) - 1, -1, -1):
+            trial = self._cues[i]
+            if trial.onset < sample:
+                if sample >= trial.onset + trial.n_samples:
+                    return None
+                short = Trial(trial.index, trial.onset, trial.label,
+                              max(1, int(sample) - trial.onset), trial.strength)
+                self._cues[i] = short
+                return short
+        return None
+
+    def _read_external(self, n_samples: int) -> np.ndarray:
+        """Background from cached blocks plus the cued responses, composed at read."""
+        out = np.empty((self.n_channels, n_samples), np.float32)
+        done = 0
+        while done < n_samples:
+            offset = self.position - self._block_start
+            if self._parts is None or offset >= BLOCK_SIZE:
+                self._block_start = self._next_block * BLOCK_SIZE
+                self._parts = self._generate_parts(self._next_block)
+                self._next_block += 1
+                offset = self.position - self._block_start
+            take = min(n_samples - done, BLOCK_SIZE - offset)
+            sl = slice(offset, offset + take)
+            start = self.position
+            x = self._parts["base"][:, sl].copy()
+            if self.paradigm == "ssvep":
+                response, blocking = self._ssvep(start, take)
+                x += self._parts["alpha"][:, sl] * (1.0 - 0.5 * blocking)
+                x += np.outer(self._ssvep_topo, response)
+            else:
+                x += self._mi_mix(self._parts["mu"][:, sl], self._parts["beta"][:, sl],
+                                  self._erd_gain(start, take))
+            out[:, done:done + take] = x
+            done += take
+            self.position += take
+        return out
+
+    def _generate_parts(self, index: int) -> dict[str, np.ndarray]:
+        """One block's background, split so that responses can be added later."""
+        start = index * BLOCK_SIZE
+        n = BLOCK_SIZE
+        rng = np.random.default_rng([self.seed, _RNG_NOISE, index])
+        white = rng.standard_normal((self.n_channels, n))
+        alpha_white = rng.standard_normal((2, n))
+        mi_white = rng.standard_normal((6, n))
+        pink, self._zi_pink = signal.sosfilt(self._pink_sos, white * self._pink_scale,
+                                             axis=-1, zi=self._zi_pink)
+        base = self._mix @ pink
+        alpha = np.empty((2, n))
+        for i, sos in enumerate(self._alpha_sos):
+            alpha[i], self._zi_alpha[i] = signal.sosfilt(
+                sos, alpha_white[i] * self._alpha_scale[i], zi=self._zi_alpha[i])
+        if self.line_freq is not None:
+            arg = 2 * np.pi * self.line_freq * (start + np.arange(n)) / self.sfreq
+            base += self._line_weights @ np.stack([np.sin(arg), np.cos(arg)])
+        parts = {"base": base * self.noise_scale,
+                 "alpha": (self._alpha_topo @ alpha) * self.noise_scale}
+        if self.paradigm == "ssvep":
+            return parts
+        parts["base"] += parts.pop("alpha")
+        mu = np.empty((3, n))
+        beta = np.empty((3, n))
+        for i in range(3):
+            mu[i], self._zi_mu[i] = signal.sosfilt(
+                self._mu_sos[i], mi_white[i] * self._mu_scale[i], zi=self._zi_mu[i])
+            beta[i], self._zi_beta[i] = signal.sosfilt(
+                self._beta_sos[i], mi_white[3 + i] * self._beta_scale[i],
+                zi=self._zi_beta[i])
+        parts["mu"], parts["beta"] = mu, beta
+        return parts
 
     def _generate_block(self, index: int) -> np.ndarray:
         start = index * BLOCK_SIZE
@@ -654,10 +799,10 @@ class SyntheticEEG:
         nyquist = self.sfreq / 2
         for trial in self._trials_touching(start, start + n, lead, length):
             lo = max(start, trial.onset + lead)
-            hi = min(start + n, trial.onset + lead + length)
+            hi = min(start + n, trial.onset + lead + length + trial.n_samples - self._n_trial)
             # seconds since the response began (latency after the cue)
             t = (np.arange(lo, hi) - trial.onset) / self.sfreq - self.latency
-            env = _envelope(t, self.trial_duration, ramp)
+            env = _envelope(t, self._duration(trial), ramp)
             k = self.labels.index(trial.label)
             freq, phase = self.frequencies[k], self.phases[k]
             wave = np.zeros(hi - lo)
@@ -680,6 +825,10 @@ class SyntheticEEG:
                 self._mu_sos[i], white[i] * self._mu_scale[i], zi=self._zi_mu[i])
             beta[i], self._zi_beta[i] = signal.sosfilt(
                 self._beta_sos[i], white[3 + i] * self._beta_scale[i], zi=self._zi_beta[i])
+        return self._mi_mix(mu, beta, self._erd_gain(start, n))
+
+    def _erd_gain(self, start: int, n: int) -> np.ndarray:
+        """Gain of the (C3, C4, Cz) mu sources under the trials' ERD, shape (3, n)."""
         # ERD begins 0.3 s after the cue, is full 0.5 s later and recovers after imagery
         delay, ramp = 0.3, 0.5
         lead = math.floor(delay * self.sfreq)
@@ -687,12 +836,14 @@ class SyntheticEEG:
         loss = np.zeros((3, n))
         for trial in self._trials_touching(start, start + n, lead, length):
             lo = max(start, trial.onset + lead)
-            hi = min(start + n, trial.onset + lead + length)
+            hi = min(start + n, trial.onset + lead + length + trial.n_samples - self._n_trial)
             t = (np.arange(lo, hi) - trial.onset) / self.sfreq - delay
-            env = _envelope(t, self.trial_duration + ramp, ramp)
+            env = _envelope(t, self._duration(trial) + ramp, ramp)
             pattern = self._erd_pattern[trial.label] * trial.strength
             loss[:, lo - start:hi - start] += pattern[:, None] * env[None]
-        gain = np.clip(1.0 - loss, 0.0, 1.0)
+        return np.clip(1.0 - loss, 0.0, 1.0)
+
+    def _mi_mix(self, mu: np.ndarray, beta: np.ndarray, gain: np.ndarray) -> np.ndarray:
         # beta desynchronises less deeply than mu
         beta_gain = 1.0 - 0.7 * (1.0 - gain)
         return self._mu_topo @ (mu * gain + beta * beta_gain)

@@ -1,0 +1,411 @@
+"""What every protocol shares: validated TOML settings, cue markers, acquisition with
+recording, the optional presentation hook, the simulated amplifier, and the summary.
+
+A protocol runs in three phases against one LSL EEG stream: calibration (cues only,
+recorded), training (``decoders.training.train`` on the calibration recording) and
+online runs (the runtime's own :class:`~bci.pipeline.Pipeline` on the live stream,
+recorded with its decisions). Every recording is an XDF file that ``bci replay`` reads,
+written beside the session TOML and the trained ``.onnx`` it was decoded with.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import queue
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Marker that ends the running stimulation / imagery (the simulator stops its response).
+END_MARKER = "end"
+
+
+class ProtocolConfigError(ValueError):
+    """A protocol file names an unknown key or gives a value of the wrong type."""
+
+
+# -- settings ---------------------------------------------------------------------------
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+def _check_value(default: Any, value: Any, where: str) -> Any:
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok:
+            value = float(value)
+            ok = math.isfinite(value)
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, list):
+        ok = isinstance(value, list)
+        if ok and default:
+            value = [_check_value(default[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    elif isinstance(default, dict):
+        ok = isinstance(value, dict)
+    else:  # pragma: no cover - schema error
+        raise TypeError(f"unsupported default {default!r} at {where}")
+    if not ok:
+        raise ProtocolConfigError(
+            f"{where}: expected {_type_name(default)}, found {value!r} ({_type_name(value)})")
+    return value
+
+
+def validate(table: dict, schema: dict, where: str = "") -> dict:
+    """``schema`` (nested defaults) updated with ``table``, every key and type checked.
+
+    A default that is an empty table (``{}``) takes any table (decoder options); a
+    non-empty one is a sub-schema. Raises :class:`ProtocolConfigError` naming the key.
+    """
+    out = copy.deepcopy(schema)
+    for key, value in table.items():
+        name = f"{where}.{key}" if where else str(key)
+        if key not in schema:
+            raise ProtocolConfigError(
+                f"{name}: unknown key (expected one of {', '.join(sorted(schema))})")
+        default = schema[key]
+        if isinstance(default, dict) and default:
+            if not isinstance(value, dict):
+                raise ProtocolConfigError(f"{name}: expected a table, found {value!r}")
+            out[key] = validate(value, default, name)
+        else:
+            out[key] = _check_value(default, value, name)
+    return out
+
+
+def load_config(path: str | Path | None, defaults: dict, *, simulate: bool = False) -> dict:
+    """Read a protocol TOML file (or none: the defaults) and validate it.
+
+    With ``simulate``, the tables of ``[simulate]`` named like a top-level table
+    (``[simulate.calibration]`` …) replace those keys: the compressed timing of a run
+    with no person.
+    """
+    data: dict = {}
+    where = "protocol file"
+    if path is not None:
+        path = Path(path)
+        where = str(path)
+        if not path.is_file():
+            raise ProtocolConfigError(f"protocol file {path} does not exist")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise ProtocolConfigError(f"{path}: not valid TOML: {err}") from None
+    try:
+        config = validate(data, defaults)
+        if simulate:
+            for table, values in config.get("simulate", {}).items():
+                if isinstance(values, dict) and table in config:
+                    config[table].update(values)
+    except ProtocolConfigError as err:
+        raise ProtocolConfigError(f"{where}: {err}") from None
+    config["_path"] = None if path is None else str(path)
+    return config
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ProtocolConfigError(message)
+
+
+# -- presentation hook ------------------------------------------------------------------
+class Hooks:
+    """Presentation of stimuli and feedback; every method is optional and a no-op here.
+
+    A GUI passes an object with any of ``on_cue(label)``, ``on_feedback(value)``,
+    ``on_decision(decision)`` and ``on_text(text)``. They are called from the protocol's
+    threads and must return quickly (a GUI queues them to its own thread).
+    """
+
+    def on_cue(self, label: str) -> None: ...
+
+    def on_feedback(self, value: float) -> None: ...
+
+    def on_decision(self, decision: dict) -> None: ...
+
+    def on_text(self, text: str) -> None: ...
+
+
+def call_hook(hooks: Any, name: str, arg: Any) -> None:
+    method = getattr(hooks, name, None) if hooks is not None else None
+    if method is None:
+        return
+    try:
+        method(arg)
+    except Exception:  # a broken display never stops the experiment
+        log.exception("presentation hook %s failed", name)
+
+
+# -- LSL: cues, acquisition, recording --------------------------------------------------
+def clock() -> float:
+    from bci.lslconfig import get_pylsl
+
+    return get_pylsl().local_clock()
+
+
+def wait_until(t: float, stop: threading.Event | None = None) -> None:
+    """Sleep until the LSL clock reads ``t``."""
+    while True:
+        delay = t - clock()
+        if delay <= 0:
+            return
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt("protocol stopped")
+        time.sleep(min(delay, 0.02))
+
+
+class CueOutlet:
+    """The protocol's marker stream (strings): what the amplifier's simulator follows."""
+
+    def __init__(self, name: str, source_id: str | None = None) -> None:
+        from bci.lslconfig import get_pylsl
+
+        pylsl = get_pylsl()
+        info = pylsl.StreamInfo(name, "Markers", 1, pylsl.IRREGULAR_RATE, pylsl.cf_string,
+                                source_id or f"bci-protocol:{name}")
+        self.name = name
+        self._outlet = pylsl.StreamOutlet(info)
+
+    def wait_for_consumers(self, timeout: float) -> bool:
+        """Block until someone (the simulator, a recorder) reads the cues."""
+        return bool(self._outlet.wait_for_consumers(timeout))
+
+    def send(self, value: str, timestamp: float) -> None:
+        self._outlet.push_sample([str(value)], timestamp)
+
+    def close(self) -> None:
+        self._outlet = None
+
+
+class Acquisition:
+    """Pulls the EEG stream in a thread, records it with the cues (and decisions), and
+    feeds it to pipelines, calling each pipeline's handler with the windows it cuts.
+
+    Markers are given with :meth:`marker` (the protocol knows its own cues): they are
+    recorded and handed to every pipeline in the acquisition thread, in time order with
+    the data, so epochs come out exactly as ``bci replay`` cuts them from the recording.
+    """
+
+    def __init__(self, stream: str, *, resolve_timeout: float = 20.0) -> None:
+        from devices.lsl_source import LSLSource
+
+        self.source = LSLSource(name=stream, resolve_timeout=resolve_timeout)
+        self.info = self.source.open()
+        self.stream = stream
+        self.sfreq = float(self.info["sfreq"])
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._markers: queue.Queue = queue.Queue()
+        self.error: BaseException | None = None
+        self.recording = None
+        self.consumers: list[tuple[Any, Callable]] = []
+        self.n_samples = 0
+        self.last_time: float | None = None
+
+    def start(self, record: str | Path, *, classes: Iterable[str] = (),
+              consumers: Iterable[tuple[Any, Callable]] = ()) -> None:
+        from bci.runner import _SessionRecording
+
+        self.recording = _SessionRecording(
+            Path(record), self.info, classes=list(classes), stream_name=self.stream,
+            source_id=self.source.stream_info.source_id() or "bci-protocol")
+        self.consumers = list(consumers)
+        self._stop.clear()
+        self.n_samples = 0
+        self._thread = threading.Thread(target=self._run, name="protocol-acquisition",
+                                        daemon=True)
+        self._thread.start()
+
+    def marker(self, value: str, timestamp: float) -> None:
+        self._markers.put((timestamp, str(value)))
+
+    def decision(self, decision) -> None:
+        """Record a decision (thread-safe)."""
+        if self.recording is not None:
+            self.recording(decision)
+
+    def wait_for(self, t: float, timeout: float = 10.0) -> None:
+        """Block until a sample stamped at or after ``t`` has been processed."""
+        end = time.monotonic() + timeout
+        while self.last_time is None or self.last_time < t:
+            self.check()
+            if time.monotonic() > end:
+                raise RuntimeError(f"no EEG sample up to t={t:.3f} within {timeout} s "
+                                   "(is the amplifier streaming?)")
+            time.sleep(0.005)
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise RuntimeError("acquisition failed") from self.error
+
+    def _run(self) -> None:
+        from bci.chunk import Markers
+        from bci.lslconfig import get_pylsl
+
+        local_clock = get_pylsl().local_clock
+        try:
+            while not self._stop.is_set():
+                chunk = self.source.pull(timeout=0.02)
+                arrived = local_clock()
+                pending = []
+                while True:
+                    try:
+                        pending.append(self._markers.get_nowait())
+                    except queue.Empty:
+                        break
+                if pending:
+                    pending.sort()
+                    m = Markers(np.array([t for t, _ in pending]), [v for _, v in pending])
+                    self.recording.markers(m)
+                    for pipeline, handler in self.consumers:
+                        for w in pipeline.add_markers(m, arrived):
+                            handler(w)
+                if chunk is not None:
+                    self.recording.data(chunk)
+                    self.n_samples += chunk.timestamps.shape[0]
+                    for pipeline, handler in self.consumers:
+                        for w in pipeline.process(chunk, arrived):
+                            handler(w)
+                    self.last_time = float(chunk.timestamps[-1])
+        except BaseException as err:  # surfaced by check()
+            log.exception("acquisition failed")
+            self.error = err
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10.0)
+            self._thread = None
+        if self.recording is not None:
+            self.recording.close()
+            self.recording = None
+        self.consumers = []
+
+    def close(self) -> None:
+        self.stop()
+        self.source.close()
+
+
+# -- files ------------------------------------------------------------------------------
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str | Path):
+        return json.dumps(str(value))
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}"
+                                for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {value!r} to TOML")
+
+
+def dumps_toml(tables: dict[str, dict]) -> str:
+    """A session file from ``{table: {key: value}}`` (values: scalars, lists, tables)."""
+    lines = []
+    for name, table in tables.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def session_tables(*, name: str, stream: str, markers: str, tmin: float, tmax: float,
+                   classes: Iterable[str], model: str, paradigm: str) -> dict[str, dict]:
+    """The session that serves ``model`` on epochs after each cue (``bci run``/``replay``)."""
+    return {
+        "session": {"name": name},
+        "source": {"stream": stream, "markers": markers},
+        "window": {"mode": "epoch", "tmin": tmin, "tmax": tmax,
+                   "events": {c: c for c in classes}},
+        "decoder": {"path": model},
+        "outputs": {"lsl": False},
+        "training": {"paradigm": paradigm},
+    }
+
+
+def output_dir(path: str | Path | None, protocol: str) -> Path:
+    if path is None:
+        path = Path("protocol-runs") / f"{protocol}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# -- simulated amplifier ----------------------------------------------------------------
+class Simulator:
+    """The simulated amplifier in cue-following mode, in a thread of this process
+    (``mode = "thread"``, which takes every SyntheticEEG option) or in another process
+    (``"process"``, ``bci simulate --follow-markers``: default signal strength)."""
+
+    def __init__(self, *, mode: str, follow: str, name: str, **options: Any) -> None:
+        from devices import simulated_amplifier as sim
+
+        self.name = name
+        self._proc = self._amp = None
+        options = {k: v for k, v in options.items() if v is not None}
+        if mode == "process":
+            # the command line of `bci simulate` has no signal-strength options
+            for key in ("noise_scale", "erd_depth"):
+                options.pop(key, None)
+            self._proc = sim.spawn(name=name, marker_name=f"{name}-truth",
+                                   follow_markers=follow, **options)
+        else:
+            self._amp = sim.SimulatedAmplifier(name=name, marker_name=f"{name}-truth",
+                                               follow_markers=follow, **options).start()
+
+    def wait_until_following(self, cues: CueOutlet, timeout: float = 20.0) -> None:
+        """Return once the simulator reads the cue stream (earlier cues would be lost)."""
+        if not cues.wait_for_consumers(timeout):
+            raise RuntimeError(f"the simulated amplifier did not open the cue stream "
+                               f"{cues.name!r} within {timeout} s")
+
+    def close(self) -> None:
+        from devices import simulated_amplifier as sim
+
+        if self._proc is not None:
+            sim.stop_spawned(self._proc)
+            self._proc = None
+        if self._amp is not None:
+            self._amp.stop()
+            self._amp = None
+
+
+# -- summary ----------------------------------------------------------------------------
+def accuracy_of(trials: list[dict]) -> float | None:
+    judged = [t["label"] == t["true_label"] for t in trials if t.get("label") is not None]
+    return float(np.mean(judged)) if judged else None
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, sort_keys=True) + "\n")

@@ -1,0 +1,93 @@
+"""Each window rendered offscreen; with BCI_SCREENSHOTS=DIR the renders are saved there
+(the README's pictures are these files: `BCI_SCREENSHOTS=docs/screenshots pytest -q
+tests/test_screenshots.py`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
+
+from bci.decision import Decision
+
+CLASSES = ["left", "right"]
+
+
+@pytest.fixture(scope="module")
+def app():
+    return QApplication.instance() or QApplication([])
+
+
+def _save(image: QImage, name: str) -> None:
+    folder = os.environ.get("BCI_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        assert image.save(str(Path(folder) / f"{name}.png"))
+
+
+def _distinct_colours(image: QImage) -> int:
+    image = image.convertToFormat(QImage.Format.Format_RGB32)
+    ptr = image.constBits()
+    a = np.frombuffer(ptr, np.uint32, image.width() * image.height())
+    return int(np.unique(a).size)
+
+
+def test_speller_render(app, unique_name):
+    from bci.gui.speller import SpellerWindow
+
+    w = SpellerWindow(refresh=60.0, marker_stream=f"{unique_name}-m")
+    w.resize(900, 560)
+    w.show()
+    w.append_text("HELLO_")
+    w.set_cue("W")
+    w.stimulate(n_frames=30, paced=False)
+    for _ in range(7):
+        w.step()
+    app.processEvents()
+    image = w.grab().toImage()
+    w.stop()
+    w.close()
+    # 40 targets at different phases: many grey levels on screen at once
+    assert _distinct_colours(image) > 20
+    _save(image, "speller")
+
+
+def test_decoder_panel_and_feedback_render(app):
+    from bci.gui.feedback import DecoderPanel, MIFeedback
+
+    panel = DecoderPanel()
+    panel.resize(640, 420)
+    panel.show()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        p = rng.dirichlet([2, 2])
+        truth = CLASSES[i % 2]
+        label = CLASSES[int(np.argmax(p))]
+        d = Decision(index=i, label=label, output=p, classes=CLASSES, last_sample_time=i,
+                     stop=100 * i, true_label=truth)
+        d.emitted = i + rng.uniform(0.002, 0.03)
+        panel.add_decision(d)
+    app.processEvents()
+    image = panel.grab().toImage()
+    assert _distinct_colours(image) > 4
+    _save(image, "decoder-panel")
+    panel.close()
+
+    fb = MIFeedback()
+    fb.resize(480, 300)
+    fb.show()
+    fb.set_cue("right")
+    for _ in range(10):
+        fb.update_output(0.6)
+    app.processEvents()
+    image = fb.grab().toImage()
+    assert _distinct_colours(image) > 2
+    _save(image, "mi-feedback")
+    fb.close()
