@@ -215,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("simulate", "devices.simulated_amplifier", "stream synthetic EEG with ground truth"),
         ("play", "devices.player", "rebroadcast a recording over LSL"),
         ("record", "devices.recorder", "record LSL streams to XDF"),
+        ("protocol", "protocols.cli", "run an experiment protocol (calibration → train → "
+         "online)"),
     ):
         # add_help=False: --help must reach the device module's own parser below.
         p = sub.add_parser(name, help=text, add_help=False)
