@@ -86,3 +86,39 @@ def test_demo_json_runs_the_closed_loop():
     assert summary["accuracy"] > 0.25  # four targets
     assert 0 < summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
     assert summary["itr_bits_per_min"] >= 0
+
+
+def test_runtime_runs_without_torch(tmp_path):
+    """`bci replay` of an ONNX decoder in a Python where torch cannot be imported."""
+    from bci.spec import DecoderSpec, WindowSpec, write_spec
+    from decoders.onnx_graphs import linear_softmax_model
+
+    rec = make_recording(20.0, paradigm="ssvep", seed=12)
+    rec.to_raw().save(tmp_path / "rec_raw.fif", verbose="error")
+    n_ch, n_t = len(rec.info["ch_names"]), 256
+    spec = DecoderSpec(paradigm="ssvep", classes=["8Hz", "10Hz"],
+                       ch_names=list(rec.info["ch_names"]), sfreq=rec.sfreq,
+                       window=WindowSpec(mode="epoch", tmin=0.0, tmax=1.0))
+    w = np.random.default_rng(0).standard_normal((2, n_ch, n_t)).astype(np.float32)
+    write_spec(linear_softmax_model(w, np.zeros(2)), spec, tmp_path / "m.onnx")
+    (tmp_path / "s.toml").write_text(
+        '[window]\nevents = { "8Hz" = "8Hz", "10Hz" = "10Hz" }\n'
+        '[decoder]\npath = "m.onnx"\n')
+    blocker = (
+        "import sys\n"
+        "class NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ImportError('torch is blocked for this test')\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "from bci.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "assert 'torch' not in sys.modules\n"
+        "raise SystemExit(code)\n")
+    out = tmp_path / "d.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-c", blocker, "replay", str(tmp_path / "s.toml"), "--input",
+         str(tmp_path / "rec_raw.fif"), "--output", str(out), "--json"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["n_decisions"] == len(out.read_text().splitlines()) > 0
