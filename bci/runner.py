@@ -123,7 +123,7 @@ class DecodeWorker:
         self._thread.join(timeout)
 
 
-class _SessionRecording:
+class SessionRecording:
     """The session's own recording: raw input, markers and decisions in one XDF file."""
 
     def __init__(self, path: Path, info, *, classes: list[str], stream_name: str,
@@ -220,7 +220,7 @@ def run_live(
         closers.append(jsonl.close)
     recording = None
     if config.outputs.record:
-        recording = _SessionRecording(
+        recording = SessionRecording(
             config.outputs.record, info, classes=spec.classes,
             stream_name=src_cfg.stream or source.stream_info.name(),
             source_id=source.stream_info.source_id() or "bci-session",

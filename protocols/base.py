@@ -230,9 +230,9 @@ class Acquisition:
 
     def start(self, record: str | Path, *, classes: Iterable[str] = (),
               consumers: Iterable[tuple[Any, Callable]] = ()) -> None:
-        from bci.runner import _SessionRecording
+        from bci.runner import SessionRecording
 
-        self.recording = _SessionRecording(
+        self.recording = SessionRecording(
             Path(record), self.info, classes=list(classes), stream_name=self.stream,
             source_id=self.source.stream_info.source_id() or "bci-protocol")
         self.consumers = list(consumers)
