@@ -138,28 +138,51 @@ def require(condition: bool, message: str) -> None:
 class Hooks:
     """Presentation of stimuli and feedback; every method is optional and a no-op here.
 
-    A GUI passes an object with any of ``on_cue(label)``, ``on_feedback(value)``,
-    ``on_decision(decision)`` and ``on_text(text)``. They are called from the protocol's
-    threads and must return quickly (a GUI queues them to its own thread).
+    A GUI (:mod:`protocols.presentation`) passes an object with any of these methods.
+    They are called from the protocol's threads and must return quickly (a GUI queues
+    them to its own thread), except :meth:`stimulate`, which blocks until the
+    stimulation's first frame is on screen.
     """
 
-    def on_cue(self, label: str) -> None: ...
+    def on_phase(self, phase: str) -> None:
+        """``"calibration"``, ``"training"``, ``"online"`` or ``"done"``."""
 
-    def on_feedback(self, value: float) -> None: ...
+    def on_cue(self, label: str) -> None:
+        """Show a cue: a class label, ``"fixation"`` or ``"rest"`` (nothing shown)."""
 
-    def on_decision(self, decision: dict) -> None: ...
+    def stimulate(self, label: str, at: float, duration: float,
+                  send: Callable[[str, float], None]) -> float | None:
+        """Start the stimulus of ``label`` with its first frame at LSL time ``at``.
 
-    def on_text(self, text: str) -> None: ...
+        On the first frame the presenter calls ``send(label, t_frame)``, which pushes the
+        cue marker (stamped with the frame's time) and records it, and returns
+        ``t_frame``. ``None`` means nothing is presented here; the protocol then sends
+        the marker itself, stamped with the scheduled time ``at``.
+        """
+        return None
+
+    def end_stimulation(self) -> None:
+        """Stop the running stimulation now (a decision was reached)."""
+
+    def on_feedback(self, value: float) -> None:
+        """Continuous decoder output in [−1, 1] during imagery."""
+
+    def on_decision(self, decision) -> None:
+        """A :class:`~bci.decision.Decision` with its ``true_label`` set."""
+
+    def on_text(self, text: str) -> None:
+        """The text spelled so far."""
 
 
-def call_hook(hooks: Any, name: str, arg: Any) -> None:
+def call_hook(hooks: Any, name: str, *args: Any) -> Any:
     method = getattr(hooks, name, None) if hooks is not None else None
     if method is None:
-        return
+        return None
     try:
-        method(arg)
+        return method(*args)
     except Exception:  # a broken display never stops the experiment
         log.exception("presentation hook %s failed", name)
+        return None
 
 
 # -- LSL: cues, acquisition, recording --------------------------------------------------

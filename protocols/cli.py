@@ -1,4 +1,5 @@
-"""``bci protocol NAME [CONFIG.toml] [--simulate] [--json] [--output-dir DIR]``."""
+"""``bci protocol NAME [CONFIG.toml] [--simulate] [--gui | --headless] [--json]
+[--output-dir DIR]``."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start a simulated amplifier that follows the cues and run the "
                              "whole protocol against it, with the compressed timing of "
                              "[simulate]")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--gui", dest="gui", action="store_true", default=None,
+                       help="show the participant's window (speller or feedback) and the "
+                            "operator's decoder panel (default when a display is present)")
+    shown.add_argument("--headless", dest="gui", action="store_false",
+                       help="no windows: cues and decisions go only over LSL and to disk")
     parser.add_argument("--json", action="store_true",
                         help="print the summary as one JSON object")
     parser.add_argument("--output-dir", default=None, metavar="DIR",
@@ -31,6 +38,24 @@ def _module(name: str):
     import importlib
 
     return importlib.import_module(PROTOCOLS[name])
+
+
+def _want_gui(requested: bool | None) -> bool:
+    """``--gui``/``--headless`` if given; else windows when Qt and a display are here."""
+    import importlib.util
+
+    has_qt = importlib.util.find_spec("PySide6") is not None
+    if requested is False:
+        return False
+    if requested:
+        if not has_qt:
+            raise RuntimeError('--gui needs the GUI extra: pip install "bci-runtime[gui]"')
+        return True
+    if not has_qt:
+        return False
+    from protocols.presentation import display_available
+
+    return display_available()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,10 +72,21 @@ def run(args: argparse.Namespace) -> int:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             restore[sig] = signal.signal(sig, lambda *_: stop.set())
+    from protocols.base import output_dir
+
+    out = output_dir(args.output_dir, mod.NAME)
     try:
-        summary = mod.run(config, simulate=args.simulate, out_dir=args.output_dir, stop=stop)
+        gui = _want_gui(args.gui)
+        if gui:
+            from protocols.presentation import ProtocolGUI
+
+            summary = ProtocolGUI(mod, config, simulate=args.simulate, out_dir=out,
+                                  stop=stop).run()
+        else:
+            summary = mod.run(config, simulate=args.simulate, out_dir=out, stop=stop)
+        summary["gui"] = gui
     except KeyboardInterrupt:
-        print("bci protocol: stopped", file=sys.stderr)
+        print(f"bci protocol: stopped; what was recorded is in {out}", file=sys.stderr)
         return 130
     except (RuntimeError, ValueError, LookupError, OSError) as err:
         cause = f" ({err.__cause__!r})" if err.__cause__ is not None else ""

@@ -164,6 +164,7 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
         # -- calibration ------------------------------------------------------------
         calib = out / "calibration.xdf"
         acq.start(calib)
+        base.call_hook(hooks, "on_phase", "calibration")
         runner = _Trials(c, cues, acq, hooks, stop, rng)
         t = runner.run(_balanced(classes, cal["n_trials"], rng), base.clock() + 0.5)
         acq.wait_for(t)
@@ -181,6 +182,7 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
         session = out / "session.toml"
         session.write_text(base.dumps_toml(tables), encoding="utf-8")
         cfg = SessionConfig.load(session)
+        base.call_hook(hooks, "on_phase", "training")
         t_train = time.monotonic()
         fitted = train(cfg, dec["name"], [calib], output=model)
         train_seconds = time.monotonic() - t_train
@@ -220,7 +222,7 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
                    "feedback": feedback_value(d.output, spec_classes, classes)}
             with lock:
                 trials.append(row)
-            base.call_hook(hooks, "on_decision", row)
+            base.call_hook(hooks, "on_decision", d)
 
         def on_sliding(window) -> None:
             current = runner.current
@@ -237,6 +239,7 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
             base.call_hook(hooks, "on_feedback", value)
 
         recordings = []
+        base.call_hook(hooks, "on_phase", "online")
         for run_index in range(on["n_runs"]):
             path = out / (f"online-run{run_index + 1}.xdf" if on["n_runs"] > 1
                           else "online.xdf")

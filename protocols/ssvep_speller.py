@@ -33,7 +33,9 @@ NAME = "ssvep-speller"
 DEFAULTS: dict[str, Any] = {
     "protocol": {"name": NAME, "stream": "bci-sim-eeg", "markers": "bci-protocol-cues",
                  "cue_lead": 0.1, "seed": 0},
-    "speller": {"targets": ["A", "B", "C", "D"], "frequencies": [8.0, 10.0, 12.0, 15.0]},
+    # phases (rad) default to JFPM's 0.35π steps; refresh 0 = the screen's own rate
+    "speller": {"targets": ["A", "B", "C", "D"], "frequencies": [8.0, 10.0, 12.0, 15.0],
+                "phases": [], "refresh": 0.0},
     "calibration": {"n_blocks": 5, "duration": 3.0, "iti": 1.0},
     "online": {"n_trials": 20, "text": "", "min_window": 0.5, "max_window": 2.0,
                "step": 0.25, "threshold": 0.9, "iti": 1.0},
@@ -47,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 DECODERS = ("trca", "etrca", "ssvep-dnn")
+#: Seconds before a frame-locked stimulation is due that the presenter is asked for it.
+GUI_LEAD = 0.05
 
 
 def load(path=None, *, simulate: bool = False) -> dict:
@@ -59,6 +63,13 @@ def load(path=None, *, simulate: bool = False) -> dict:
     base.require(len(sp["targets"]) == len(sp["frequencies"]) >= 2,
                  f"{where}: speller.targets: expected one target per frequency (≥ 2), found "
                  f"{len(sp['targets'])} targets and {len(sp['frequencies'])} frequencies")
+    base.require(not sp["phases"] or (
+        len(sp["phases"]) == len(sp["targets"])
+        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in sp["phases"])),
+        f"{where}: speller.phases: expected one phase in radians per target "
+        f"({len(sp['targets'])}), found {sp['phases']!r}")
+    base.require(sp["refresh"] >= 0, f"{where}: speller.refresh: expected a refresh rate in "
+                                      f"Hz (0 = the screen's), found {sp['refresh']}")
     base.require(len(set(sp["targets"])) == len(sp["targets"]),
                  f"{where}: speller.targets: expected distinct targets, found {sp['targets']}")
     base.require(c["decoder"]["name"] in DECODERS,
@@ -130,20 +141,33 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
         acq = base.Acquisition(stream)
         lead = proto["cue_lead"]
 
+        def start(label: str, t: float, duration: float) -> float:
+            """Cue a stimulation due at ``t``; return its marker time (first frame)."""
+            def send(value: str, timestamp: float) -> None:
+                cues.send(value, timestamp)
+                acq.marker(value, timestamp)
+
+            base.wait_until(t - min(lead, GUI_LEAD), stop)
+            onset = base.call_hook(hooks, "stimulate", label, t, duration, send)
+            if onset is not None:  # frame-locked: the presenter sent the marker
+                return float(onset)
+            base.wait_until(t - lead, stop)  # a simulator needs the cue ahead of time
+            send(label, t)
+            return t
+
         # -- calibration ------------------------------------------------------------
         calib = out / "calibration.xdf"
         acq.start(calib)
         t = base.clock() + 0.5
+        base.call_hook(hooks, "on_phase", "calibration")
         for block in range(cal["n_blocks"]):
             for k in rng.permutation(len(labels)):
                 label = labels[k]
-                base.wait_until(t - lead, stop)
-                cues.send(label, t)
+                base.call_hook(hooks, "on_cue", label)  # the gaze shift is the ITI
+                t = start(label, t, cal["duration"])
                 cues.send(base.END_MARKER, t + cal["duration"])
-                acq.marker(label, t)
                 acq.marker(base.END_MARKER, t + cal["duration"])
                 base.wait_until(t, stop)
-                base.call_hook(hooks, "on_cue", label)
                 acq.check()
                 t += cal["duration"] + cal["iti"]
             log.info("calibration block %d/%d done", block + 1, cal["n_blocks"])
@@ -153,6 +177,7 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
         # -- training: one model per window length -----------------------------------
         from bci.session import SessionConfig
 
+        base.call_hook(hooks, "on_phase", "training")
         stages = []
         t_train = time.monotonic()
         for length in windows_of(on):
@@ -209,12 +234,11 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
         trials = []
         text = ""
         t = base.clock() + 0.5
+        base.call_hook(hooks, "on_phase", "online")
         for i, label in enumerate(sequence):
-            base.wait_until(t - lead, stop)
-            cues.send(label, t)
-            acq.marker(label, t)
-            base.wait_until(t, stop)
             base.call_hook(hooks, "on_cue", label)
+            t = start(label, t, dec["latency"] + on["max_window"] + 5.0)
+            base.wait_until(t, stop)
             chosen = None
             for k, st in enumerate(stages):
                 key = (round(t, 6), k)
@@ -231,6 +255,7 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
                     chosen = (k, d)
                     break
             k, d = chosen
+            base.call_hook(hooks, "end_stimulation")
             end = base.clock()
             cues.send(base.END_MARKER, end)
             acq.marker(base.END_MARKER, end)
@@ -243,7 +268,8 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
                      "probability": float(np.max(d.output)), "stop": d.stop,
                      "latency_ms": None if d.latency is None else 1e3 * d.latency}
             trials.append(trial)
-            base.call_hook(hooks, "on_decision", trial)
+            d.true_label = label
+            base.call_hook(hooks, "on_decision", d)
             base.call_hook(hooks, "on_text", text)
             t = end + on["iti"] + lead
         # let the longest window of the last trial close so every stage is recorded

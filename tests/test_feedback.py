@@ -239,3 +239,22 @@ def test_mi_cue_arrow(app, cue, side):
     img = fb.grab().toImage()
     assert not any(same(img.pixelColor(x, y), CUE_COLOR) for x in range(img.width()))
     fb.close()
+
+
+def test_mi_fixation_cross_and_rest(app):
+    fb = MIFeedback()
+    fb.resize(400, 300)
+    fb.set_cue("fixation")
+    img = fb.grab().toImage()
+    cx, cy = fb.width() // 2, int(fb.height() * 0.35)
+    row = [x for x in range(img.width()) if same(img.pixelColor(x, cy), CUE_COLOR)]
+    col = [y for y in range(img.height()) if same(img.pixelColor(cx, y), CUE_COLOR)]
+    # a cross: a horizontal and a vertical bar of equal length, centred
+    arm = 0.15 * min(fb.width(), fb.height())
+    assert abs(len(row) - 2 * arm) <= 2 and abs(len(col) - 2 * arm) <= 2
+    assert abs(np.mean(row) - cx) <= 1.5 and abs(np.mean(col) - cy) <= 1.5
+    fb.set_cue("rest")  # the rest period shows no cue
+    assert fb.cue is None
+    img = fb.grab().toImage()
+    assert not any(same(img.pixelColor(x, cy), CUE_COLOR) for x in range(img.width()))
+    fb.close()

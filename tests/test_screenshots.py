@@ -91,3 +91,50 @@ def test_decoder_panel_and_feedback_render(app):
     assert _distinct_colours(image) > 2
     _save(image, "mi-feedback")
     fb.close()
+
+
+def test_scope_render(app):
+    """The scope on the simulated amplifier's SSVEP EEG, markers at the cues."""
+    from bci.chunk import Chunk, Markers
+    from bci.gui.scope import ScopeWindow
+    from devices.synthetic import SyntheticEEG
+
+    eeg = SyntheticEEG(paradigm="ssvep", seed=3)
+
+    class Source:
+        """SyntheticEEG read 0.1 s per pull, its cue onsets as markers."""
+
+        info = eeg.info
+
+        def __init__(self) -> None:
+            self.sample = 0
+            self.pending: list[tuple[float, str]] = []
+
+        def pull(self, timeout=0.0):
+            if self.sample >= 16 * eeg.sfreq:
+                return None
+            n = int(eeg.sfreq // 10)
+            data, cues = eeg.read(n)
+            ts = (self.sample + np.arange(n)) / eeg.sfreq
+            self.pending += [((self.sample + i) / eeg.sfreq, v) for i, v in cues]
+            self.sample += n
+            return Chunk(data.astype(np.float32), ts)
+
+    class MarkerFeed:
+        def pull(self):
+            rows, source.pending = source.pending, []
+            return Markers(np.array([t for t, _ in rows]), [v for _, v in rows])
+
+    source = Source()
+    w = ScopeWindow(source, MarkerFeed(), seconds=10.0, autostart=False, scale=60e-6)
+    w.toggle_bad(eeg.ch_names[5])  # shown grey and dashed
+    w.resize(900, 480)
+    w.show()
+    while source.sample < 16 * eeg.sfreq:
+        w.tick()
+    app.processEvents()
+    image = w.grab().toImage()
+    w.close()
+    assert len(w.curves) == eeg.n_channels
+    assert _distinct_colours(image) > 4
+    _save(image, "scope")

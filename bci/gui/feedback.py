@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
-from PySide6.QtCore import QObject, QPointF, QRect, Qt, Signal
+from PySide6.QtCore import QObject, QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPolygonF
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
@@ -240,7 +240,8 @@ class MIFeedback(QWidget):
 
     # --- GUI thread ------------------------------------------------------------------
     def set_cue(self, label: str | None) -> None:
-        self.cue = label
+        """Show ``label``'s cue; ``"fixation"`` shows a cross, ``"rest"`` or None nothing."""
+        self.cue = None if label is None or label.lower() == "rest" else label
         self.update()
 
     def reset(self) -> None:
@@ -293,6 +294,11 @@ class MIFeedback(QWidget):
         direction = self.ARROWS.get(self.cue.lower())
         cx, cy = self.width() / 2, self.height() * 0.35
         s = min(self.width(), self.height()) * 0.15
+        if self.cue.lower() == "fixation":  # Graz: a cross before the cue
+            w = max(2, round(s / 8))
+            p.fillRect(QRectF(cx - s, cy - w / 2, 2 * s, w), CUE_COLOR)
+            p.fillRect(QRectF(cx - w / 2, cy - s, w, 2 * s), CUE_COLOR)
+            return
         if direction is None:
             p.setPen(CUE_COLOR)
             f = p.font()

@@ -320,13 +320,14 @@ class SpellerWindow(QWidget):
 
     def stimulate(self, duration: float | None = None, *, n_frames: int | None = None,
                   cue: int | str | None = None, label: str | None = None,
-                  paced: bool = True) -> None:
+                  paced: bool = True, start_at: float | None = None) -> None:
         """Start a stimulation of ``duration`` seconds (rounded to frames) or ``n_frames``.
 
-        The first frame is painted at once and its marker pushed. ``label`` defaults to
-        the cued target's character (``cue`` or the current cue), else ``"stim"``. With
-        ``paced=False`` frames advance only through :meth:`step` (tests, external
-        clocks).
+        The first frame is painted at once, or at LSL time ``start_at`` (no earlier;
+        returns at once, the frame is painted from the event loop), and its marker pushed.
+        ``label`` defaults to the cued target's character (``cue`` or the current cue),
+        else ``"stim"``. With ``paced=False`` frames advance only through :meth:`step`
+        (tests, external clocks).
         """
         if n_frames is None:
             if duration is None:
@@ -346,7 +347,10 @@ class SpellerWindow(QWidget):
         self.frame_scheduled = np.full(n_frames, np.nan)
         self._frame = 0
         self._paced = paced
-        if self.vsync and paced:
+        if start_at is not None and paced:
+            # the first frame is paced like any other, from the requested time
+            self._schedule(float(start_at) - (0.5 / self.refresh if self.vsync else 0.0))
+        elif self.vsync and paced:
             self._present(0)
             self.canvas.update()  # the frame's time is read in _on_swapped
         else:
