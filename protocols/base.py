@@ -394,6 +394,9 @@ class Simulator:
 
         self.name = name
         self._proc = self._amp = None
+        #: Cues that reached the simulator after their onset sample had been streamed
+        #: (thread mode; ``None`` in process mode, where it is not known here).
+        self.late_cues: int | None = None
         options = {k: v for k, v in options.items() if v is not None}
         if mode == "process":
             # the command line of `bci simulate` has no signal-strength options
@@ -419,6 +422,7 @@ class Simulator:
             self._proc = None
         if self._amp is not None:
             self._amp.stop()
+            self.late_cues = self._amp.late_cues
             self._amp = None
 
 

@@ -278,5 +278,6 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
         "decisions_file": str(out / "online-decisions.jsonl"),
         "feedback_file": str(out / "online-feedback.jsonl"),
         "train_seconds": train_seconds, "duration_s": time.monotonic() - t_start,
+        "simulator_late_cues": sim.late_cues if sim is not None else None,
         "output_dir": str(out),
     }

@@ -147,11 +147,11 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
                 cues.send(value, timestamp)
                 acq.marker(value, timestamp)
 
-            base.wait_until(t - min(lead, GUI_LEAD), stop)
+            # headless, a simulator needs the cue ahead of time (lead)
+            base.wait_until(t - max(lead, GUI_LEAD), stop)
             onset = base.call_hook(hooks, "stimulate", label, t, duration, send)
             if onset is not None:  # frame-locked: the presenter sent the marker
                 return float(onset)
-            base.wait_until(t - lead, stop)  # a simulator needs the cue ahead of time
             send(label, t)
             return t
 
@@ -309,5 +309,6 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
         "trials_file": str(out / "online-trials.jsonl"),
         "stages_file": str(out / "online-stages.jsonl"),
         "train_seconds": train_seconds, "duration_s": time.monotonic() - t_start,
+        "simulator_late_cues": sim.late_cues if sim is not None else None,
         "output_dir": str(out),
     }
