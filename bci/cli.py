@@ -218,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("protocol", "protocols.cli", "run an experiment protocol (calibration → train → "
          "online)"),
         ("scope", "bci.gui.scope", "live multichannel view of an LSL stream"),
+        ("fl", "bci.federated.cli", "federated training across sites (Flower)"),
     ):
         # add_help=False: --help must reach the device module's own parser below.
         p = sub.add_parser(name, help=text, add_help=False)

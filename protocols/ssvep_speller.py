@@ -289,7 +289,6 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
     base.write_jsonl(out / "online-stages.jsonl", stage_rows)
     acc = base.accuracy_of(trials)
     sel = float(np.mean([tr["selection_s"] for tr in trials]))
-    fixed = [r for r in stage_rows if r["stage"] == len(stages) - 1]
     longest = stages[-1]
     return {
         "protocol": NAME, "decoder": dec["name"], "simulated": simulate,
@@ -300,8 +299,6 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
         "itr_convention": ("Wolpaw; selection time = cue to last sample of the deciding "
                            "window (latency + window) plus the inter-trial gaze shift "
                            f"online.iti = {on['iti']:g} s"),
-        "fixed_window_accuracy": base.accuracy_of(fixed),
-        "fixed_window_s": longest["window"],
         "early_stops": sum(tr["window"] < longest["window"] for tr in trials),
         "recording": str(online), "calibration_recording": str(calib),
         "session": longest["session"], "model": longest["model"],
