@@ -184,6 +184,26 @@ def test_bad_channel_is_grey(app, window):
     assert window.bad_channels == ["C3"]
 
 
+def test_wheel_over_a_label_scales_that_channel(app, window):
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QWheelEvent
+
+    axis = window.trace_plot.getAxis("left")
+    x = window.trace_widget.mapFromScene(axis.sceneBoundingRect().center()).x()
+    y = window.view_to_pixel(0, window.offsets[1]).y()
+    before = window.gains.copy()
+    pos = QPointF(x, y)
+    glob = QPointF(window.trace_widget.viewport().mapToGlobal(pos.toPoint()))
+    event = QWheelEvent(pos, glob, QPoint(0, 0), QPoint(0, 120), Qt.MouseButton.NoButton,
+                        Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(window.trace_widget.viewport(), event)
+    app.processEvents()
+    expected = before.copy()
+    expected[1] *= scope.GAIN_STEP  # C2 only
+    np.testing.assert_allclose(window.gains, expected)
+    window.set_gain("C2", 1.0)
+
+
 def _extent(window, i):
     rgb = _pixels(window.trace_widget)
     rows, cols = _band(window, i, half=0.5)

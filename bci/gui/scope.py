@@ -10,8 +10,9 @@ filters (a causal :class:`~bci.chain.Chain`) change only what is drawn. Markers 
 as vertical lines with their value at their timestamp. A checkbox switches to a spectrum
 view (Welch PSD of the displayed window per channel, log scale).
 
-Keys: ``+``/``-`` change the global gain, ``A`` rescales to the data. A click on a
-channel's label marks it bad (grey, dashed, listed below the plot) or good again.
+Keys: ``+``/``-`` change the global gain, ``A`` rescales to the data. The mouse wheel
+over a channel's label changes that channel's gain; a click on it marks the channel bad
+(grey, dashed, listed below the plot) or good again.
 """
 
 from __future__ import annotations
@@ -70,6 +71,19 @@ class _ChannelAxis(pg.AxisItem):
         if ch is not None:
             scope.toggle_bad(ch)
             event.accept()
+
+    def wheelEvent(self, event) -> None:
+        vb = self.linkedView()
+        scope = self._scope()
+        if vb is None or scope is None:
+            return
+        ch = scope.channel_at(vb.mapSceneToView(event.scenePos()).y())
+        if ch is None or event.delta() == 0:
+            return
+        k = scope.ch_names.index(ch)
+        step = GAIN_STEP if event.delta() > 0 else 1 / GAIN_STEP
+        scope.set_gain(ch, float(scope.gains[k]) * step)
+        event.accept()
 
 
 class ScopeWindow(QWidget):
