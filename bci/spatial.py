@@ -1,4 +1,4 @@
-"""Spatial nodes: channel selection by name and common average reference."""
+"""Spatial nodes: channel selection by name, common average and bipolar reference."""
 
 from __future__ import annotations
 
@@ -72,3 +72,67 @@ class CommonAverageReference(Node):
     def process(self, chunk: Chunk) -> Chunk:
         data = chunk.data
         return chunk.with_data(data - data.mean(axis=-2, keepdims=True))
+
+
+class BipolarReference(Node):
+    """Bipolar montage: each output channel is ``anode − cathode``, sample by sample.
+
+    The usual reference for sEEG/ECoG: neighbouring contacts of one electrode shaft,
+    so that what is common to both (the far field, the original reference) cancels.
+    Same as :func:`mne.set_bipolar_reference`, but causal and chunk by chunk.
+
+    Parameters
+    ----------
+    anodes, cathodes : sequence of str
+        Channel names, paired in order (matching ignores case).
+    names : sequence of str | None
+        Output names; default ``"anode-cathode"``.
+    """
+
+    kind = "bipolar"
+
+    def __init__(self, *, anodes: Sequence[str], cathodes: Sequence[str],
+                 names: Sequence[str] | None = None) -> None:
+        for what, value in (("anodes", anodes), ("cathodes", cathodes)):
+            if isinstance(value, str) or not value:
+                raise ValueError(f"{what} must be a non-empty list of names, found {value!r}")
+        if len(anodes) != len(cathodes):
+            raise ValueError(f"expected one cathode per anode ({len(anodes)}), found "
+                             f"{len(cathodes)}")
+        same = [a for a, c in zip(anodes, cathodes, strict=True) if a.lower() == c.lower()]
+        if same:
+            raise ValueError(f"a bipolar pair needs two different contacts, found {same} "
+                             "paired with themselves")
+        self.anodes = list(anodes)
+        self.cathodes = list(cathodes)
+        self.names = (None if names is None else list(names))
+        if self.names is not None and len(self.names) != len(self.anodes):
+            raise ValueError(f"expected {len(self.anodes)} names, found {len(self.names)}")
+        self.anode_idx_: np.ndarray | None = None
+        self.cathode_idx_: np.ndarray | None = None
+
+    def output_names(self) -> list[str]:
+        if self.names is not None:
+            return list(self.names)
+        return [f"{a}-{c}" for a, c in zip(self.anodes, self.cathodes, strict=True)]
+
+    def setup(self, info: mne.Info) -> mne.Info:
+        self.anode_idx_ = match_channels(self.anodes, info["ch_names"])
+        self.cathode_idx_ = match_channels(self.cathodes, info["ch_names"])
+        out = mne.pick_info(info, self.anode_idx_.tolist())
+        with out._unlock():
+            for ch, name in zip(out["chs"], self.output_names(), strict=True):
+                ch["ch_name"] = name
+            out._update_redundant()
+        return out
+
+    def process(self, chunk: Chunk) -> Chunk:
+        data = chunk.data
+        return chunk.with_data(np.take(data, self.anode_idx_, axis=-2)
+                               - np.take(data, self.cathode_idx_, axis=-2))
+
+    def get_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"anodes": self.anodes, "cathodes": self.cathodes}
+        if self.names is not None:
+            params["names"] = self.names
+        return params

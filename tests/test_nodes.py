@@ -24,6 +24,7 @@ CONFIGS = [
     {"kind": "pick", "ch_names": ["Oz", "c3", "Fz"]},
     {"kind": "filterbank", "bands": [[8, 88], [16, 88], [24, 88]]},
     {"kind": "decimate", "factor": 4},
+    {"kind": "bipolar", "anodes": ["Fz", "Cz", "C3"], "cathodes": ["Cz", "Pz", "C4"]},
 ]
 
 
@@ -164,4 +165,32 @@ def test_bad_node_config_names_the_problem(cfg, match):
 def test_filter_above_nyquist_is_reported_at_setup():
     node = make_node({"kind": "lowpass", "h_freq": 200.0})
     with pytest.raises(ValueError, match=r"Nyquist frequency 125 Hz, found 200 Hz"):
+        node.setup(_info())
+
+
+def test_bipolar_equals_mne_and_names_pairs():
+    data, ts = _signal(500)
+    node = make_node({"kind": "bipolar", "anodes": ["Fz", "cz"], "cathodes": ["Cz", "Pz"]})
+    info = node.setup(_info())
+    assert info["ch_names"] == ["Fz-Cz", "cz-Pz"]
+    out = node.process(Chunk(data, ts)).data
+    raw = mne.io.RawArray(data.astype(np.float64), _info(), verbose="error")
+    ref = mne.set_bipolar_reference(raw, ["Fz", "Cz"], ["Cz", "Pz"], verbose="error")
+    np.testing.assert_allclose(out, ref.get_data(picks=["Fz-Cz", "Cz-Pz"]), atol=1e-12)
+    assert make_node(node.to_config()).output_names() == info["ch_names"]
+
+
+@pytest.mark.parametrize(("cfg", "match"), [
+    ({"kind": "bipolar", "anodes": ["Fz"], "cathodes": ["Cz", "Pz"]}, "one cathode per anode"),
+    ({"kind": "bipolar", "anodes": ["Fz"], "cathodes": ["fz"]}, "two different contacts"),
+    ({"kind": "bipolar", "anodes": "Fz", "cathodes": ["Cz"]}, "non-empty list"),
+])
+def test_bipolar_config_errors(cfg, match):
+    with pytest.raises(ConfigError, match=match):
+        make_node(cfg)
+
+
+def test_bipolar_missing_contact_is_named():
+    node = make_node({"kind": "bipolar", "anodes": ["Fz", "T7"], "cathodes": ["Cz", "Pz"]})
+    with pytest.raises(ChannelMismatchError, match=r"missing \['T7'\]"):
         node.setup(_info())
