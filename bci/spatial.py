@@ -136,3 +136,57 @@ class BipolarReference(Node):
         if self.names is not None:
             params["names"] = self.names
         return params
+
+
+class Standardize(Node):
+    """Per-channel fixed affine scaling, ``(x − center) / scale``, optionally clipped.
+
+    The parameters are fitted offline on training data (a z-score: mean and standard
+    deviation; a robust scaler: median and interquartile range) and travel in the
+    decoder's spec, so the live chain scales exactly as training did.
+
+    Parameters
+    ----------
+    center, scale : sequence of float, length n_channels
+        Per channel, in the order of the stream reaching this node.
+    clip : float | None
+        Clamp the result to ``[−clip, clip]`` (e.g. 20 after robust scaling).
+    """
+
+    kind = "standardize"
+
+    def __init__(self, *, center: Sequence[float], scale: Sequence[float],
+                 clip: float | None = None) -> None:
+        c = np.asarray(center, np.float64)
+        s = np.asarray(scale, np.float64)
+        if c.ndim != 1 or c.size == 0 or c.shape != s.shape:
+            raise ValueError(f"center and scale must be lists of one number per channel, "
+                             f"found {c.size} centers and {s.size} scales")
+        if not (np.isfinite(c).all() and np.isfinite(s).all() and (s > 0).all()):
+            raise ValueError("center must be finite and scale finite and > 0 for every "
+                             "channel")
+        if clip is not None and not (np.isfinite(clip) and clip > 0):
+            raise ValueError(f"clip must be a number > 0 or None, found {clip!r}")
+        self.center = c.tolist()
+        self.scale = s.tolist()
+        self.clip = None if clip is None else float(clip)
+        self._c = c.astype(np.float32)[:, None]
+        self._inv = (1.0 / s).astype(np.float32)[:, None]
+
+    def setup(self, info: mne.Info) -> mne.Info:
+        if info["nchan"] != len(self.center):
+            raise ChannelMismatchError(f"standardize: expected {len(self.center)} channels "
+                                       f"(one center and scale each), found {info['nchan']}")
+        return info
+
+    def process(self, chunk: Chunk) -> Chunk:
+        out = (chunk.data - self._c) * self._inv
+        if self.clip is not None:
+            np.clip(out, -self.clip, self.clip, out=out)
+        return chunk.with_data(out.astype(np.float32, copy=False))
+
+    def get_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"center": self.center, "scale": self.scale}
+        if self.clip is not None:
+            params["clip"] = self.clip
+        return params

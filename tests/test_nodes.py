@@ -25,6 +25,8 @@ CONFIGS = [
     {"kind": "filterbank", "bands": [[8, 88], [16, 88], [24, 88]]},
     {"kind": "decimate", "factor": 4},
     {"kind": "bipolar", "anodes": ["Fz", "Cz", "C3"], "cathodes": ["Cz", "Pz", "C4"]},
+    {"kind": "standardize", "center": [0.0, 1e-6, 0, 0, 0, 0], "scale": [1e-5] * 6,
+     "clip": 3.0},
 ]
 
 
@@ -194,3 +196,20 @@ def test_bipolar_missing_contact_is_named():
     node = make_node({"kind": "bipolar", "anodes": ["Fz", "T7"], "cathodes": ["Cz", "Pz"]})
     with pytest.raises(ChannelMismatchError, match=r"missing \['T7'\]"):
         node.setup(_info())
+
+
+def test_standardize_scales_clips_and_checks_channels():
+    data, ts = _signal(400)
+    center = data.mean(axis=1)
+    scale = data.std(axis=1)
+    node = make_node({"kind": "standardize", "center": center.tolist(),
+                      "scale": scale.tolist(), "clip": 1.5})
+    node.setup(_info())
+    out = node.process(Chunk(data, ts)).data
+    z = (data - center[:, None]) / scale[:, None]
+    np.testing.assert_allclose(out, np.clip(z, -1.5, 1.5), rtol=1e-5, atol=1e-5)
+    assert out.dtype == np.float32 and np.abs(out).max() <= 1.5
+    with pytest.raises(ChannelMismatchError, match=r"expected 2 channels.*found 6"):
+        make_node({"kind": "standardize", "center": [0, 0], "scale": [1, 1]}).setup(_info())
+    with pytest.raises(ConfigError, match="scale finite and > 0"):
+        make_node({"kind": "standardize", "center": [0], "scale": [0.0]})
