@@ -176,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stats(p)
     p.set_defaults(func=_cmd_replay)
 
-    names = ("fbcca", "trca", "etrca", "ssvep-dnn", "csp-lda", "fbcsp", "eegnet", "rl-eegnet")
+    names = ("fbcca", "trca", "etrca", "ssvep-dnn", "csp-lda", "fbcsp", "eegnet", "rl-eegnet",
+             "duin")
     p = sub.add_parser("train", help="fit a decoder on recordings and write its .onnx file")
     p.add_argument("session", help="session TOML file with [window] events and [training]")
     p.add_argument("--decoder", required=True, choices=names)

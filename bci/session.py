@@ -279,11 +279,15 @@ class OutputsConfig:
         )
 
 
+#: Paradigms a session can train for.
+PARADIGMS = ("ssvep", "mi", "seeg")
+
+
 @dataclass(slots=True)
 class TrainingConfig:
     """How ``bci train`` and ``bci evaluate`` build decoders for this session's data.
 
-    ``paradigm`` (``"ssvep"`` or ``"mi"``), ``frequencies`` (class → Hz, SSVEP),
+    ``paradigm`` (``"ssvep"``, ``"mi"`` or ``"seeg"``), ``frequencies`` (class → Hz, SSVEP),
     ``ch_names`` (default: every EEG channel), ``gaze_shift`` (seconds added to each
     selection for the ITR, default 0), ``seed``, and per-decoder hyperparameters in
     ``[training.decoders.NAME]`` tables.
@@ -319,7 +323,7 @@ class TrainingConfig:
         if gaze < 0:
             raise ConfigError(f"{where}.gaze_shift: expected seconds ≥ 0, found {gaze}")
         return cls(
-            paradigm=_check(t, "paradigm", str, where, choices=("ssvep", "mi")),
+            paradigm=_check(t, "paradigm", str, where, choices=PARADIGMS),
             frequencies={str(k): float(v) for k, v in freqs.items()},
             ch_names=ch_names, gaze_shift=gaze, seed=_check(t, "seed", int, where, 0),
             decoders=decoders,

@@ -73,6 +73,29 @@ def _rl_eegnet(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
     return RLEEGNet(sfreq=sfreq, **{"seed": t.seed, **opts})
 
 
+def _duin(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
+    from decoders.duin import DuINClassifier
+
+    bipolar = opts.pop("bipolar", None)
+    ch_names = t.ch_names
+    if bipolar is True:  # neighbouring contacts of each shaft, from the contacts' names
+        from devices.seeg import bipolar_pairs
+
+        if not ch_names:
+            raise TrainingError("training.decoders.duin.bipolar = true needs the contacts: "
+                                "list them in [training] ch_names")
+        bipolar = bipolar_pairs(ch_names)
+    elif bipolar is not None:
+        if not all(isinstance(p, list | tuple) and len(p) == 2 for p in bipolar):
+            raise TrainingError("training.decoders.duin.bipolar: expected true or a list of "
+                                f"[anode, cathode] pairs, found {bipolar!r}")
+        bipolar = [tuple(p) for p in bipolar]
+        if ch_names is None:  # the contacts of the pairs, in order of appearance
+            ch_names = list(dict.fromkeys(c for p in bipolar for c in p))
+    return DuINClassifier(sfreq=sfreq, ch_names=ch_names, bipolar=bipolar,
+                          **{"seed": t.seed, **opts})
+
+
 def _mdm(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
     from decoders.riemann import RiemannMDM
 
@@ -98,6 +121,7 @@ DECODERS: dict[str, Callable[[TrainingConfig, float, dict], Any]] = {
     "fbcsp": _fbcsp,
     "eegnet": _eegnet,
     "rl-eegnet": _rl_eegnet,
+    "duin": _duin,
 }
 #: Baselines for evaluation only (pyriemann has no ONNX export).
 BASELINES: dict[str, Callable[[TrainingConfig, float, dict], Any]] = {
@@ -142,10 +166,12 @@ def decoder_spec(name: str, estimator: Any, config: SessionConfig, info: mne.Inf
     if w.tmin is None or w.tmax is None:
         raise TrainingError(f"{config.path or 'session'}: training needs epochs: set [window] "
                          "tmin and tmax (seconds after each event)")
-    ch_names = t.ch_names or [info["ch_names"][i]
-                              for i in mne.pick_types(info, eeg=True, exclude=[])]
+    ch_names = (t.ch_names or getattr(estimator, "ch_names", None)
+                or [info["ch_names"][i]
+                    for i in mne.pick_types(info, eeg=True, seeg=True, ecog=True, exclude=[])])
     if not ch_names:
-        raise TrainingError("the recording has no EEG channel; name them in [training] ch_names")
+        raise TrainingError("the recording has no EEG, sEEG or ECoG channel; name the "
+                            "channels in [training] ch_names")
     extra: dict[str, Any] = {"decoder": name}
     if t.paradigm == "ssvep" and t.frequencies:
         extra["frequencies"] = [t.frequencies.get(c) for c in classes]
