@@ -20,12 +20,14 @@ class Decision:
     index : int
         Decision number in the session, from 0.
     label : str | None
-        The most probable class (``None`` for continuous outputs and embeddings).
+        The most probable class, or the best candidate of a retrieval (``None`` for
+        continuous outputs and embeddings with no bank).
     output : ndarray of float64, shape (n_outputs,)
-        Class probabilities in the order of ``classes``, or the continuous output or
-        embedding.
+        Class probabilities in the order of ``classes``; for an embedding decoder with a
+        candidate bank, the cosine similarity to each candidate (``classes`` are then the
+        candidates); else the continuous output or embedding.
     classes : list of str
-        Class labels (empty for continuous outputs).
+        Class labels or candidate names (empty for continuous outputs).
     last_sample_time : float
         Timestamp of the last sample used (LSL clock live, the recording's in replay).
     stop : int
@@ -38,6 +40,9 @@ class Decision:
         LSL clock when the decision was emitted (live only).
     stages : dict of str to float
         Seconds spent in each of :data:`STAGES`.
+    candidates : list of (str, float) | None
+        Retrieval only: the ``top_k`` best candidates and their scores (similarity, or
+        probability when the bank is inside the model), best first.
     """
 
     index: int
@@ -50,6 +55,7 @@ class Decision:
     marker: tuple[float, str] | None = None
     emitted: float | None = None
     stages: dict[str, float] = field(default_factory=dict)
+    candidates: list[tuple[str, float]] | None = None
 
     @property
     def latency(self) -> float | None:
@@ -77,6 +83,8 @@ class Decision:
         d["marker"] = None if self.marker is None else {
             "time": self.marker[0], "value": self.marker[1]
         }
+        if self.candidates is not None:
+            d["candidates"] = [{"name": n, "score": s} for n, s in self.candidates]
         if timing:
             d["emitted"] = self.emitted
             d["latency_ms"] = None if self.latency is None else 1e3 * self.latency

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import mne
 import numpy as np
 
-from bci.chain import Chain
+from bci.chain import Chain, ConfigError
 from bci.chunk import Chunk, Markers
 from bci.decision import Decision
 from bci.decoder import Decoder, ModelError, OnnxDecoder, fbcca_decoder
 from bci.filters import Decimate, FilterBank
 from bci.quality import NonFiniteGuard
+from bci.retrieval import CandidateBank, bank_folder, is_retrieval, top_k
 from bci.session import SessionConfig
 from bci.spatial import PickChannels
 from bci.spec import SpecError, WindowSpec
@@ -125,6 +127,24 @@ class Pipeline:
                 f"{float(out_info['sfreq']) / self.decimation:g} Hz) give {found}"
             )
         self.n_decisions = 0
+        self.bank, self.top_k = self._retrieval(spec)
+
+    def _retrieval(self, spec) -> tuple[CandidateBank | None, int | None]:
+        """The candidate bank of an embedding decoder, and how many candidates to name."""
+        d = self.config.decoder
+        top = d.top_k if d is not None else 5
+        model = getattr(self.decoder, "path", None)
+        folder = bank_folder(spec, None if model is None else Path(model),
+                             d.bank if d is not None else None)
+        if spec.output == "embedding" and folder is not None:
+            bank = CandidateBank.load(folder)
+            return bank, min(top, len(bank.names))
+        if folder is not None and not is_retrieval(spec):
+            raise ConfigError(f"decoder.bank: the decoder outputs {spec.output!r}, not an "
+                              "embedding; a candidate bank needs output = 'embedding'")
+        if is_retrieval(spec):
+            return None, min(top, len(spec.classes))
+        return None, None
 
     def _sample_shape(self) -> tuple[int, ...]:
         n_channels = len(self.out_info["ch_names"])
@@ -195,11 +215,15 @@ class Pipeline:
             raise ModelError(f"the decoder returned non-finite output {output}")
         spec = self.decoder.spec
         classes = spec.classes if spec.output in ("probabilities", "logits", "scores") else []
+        if self.bank is not None:  # retrieval: rank the embedding against the candidates
+            output = self.bank.similarities(output)
+            classes = self.bank.names
         label = classes[int(np.argmax(output))] if classes else None
         decision = Decision(
             index=self.n_decisions, label=label, output=output, classes=classes,
             last_sample_time=window.last_timestamp, stop=window.stop,
             true_label=window.label, marker=window.marker,
+            candidates=None if self.top_k is None else top_k(output, classes, self.top_k),
         )
         self.n_decisions += 1
         t = window.timings

@@ -210,9 +210,12 @@ def run_live(
     result = SessionResult()
     sinks: list[Sink] = []
     closers = []
+    # a retrieval decoder's decisions score the bank's candidates, one "class" each
+    classes = pipeline.bank.names if pipeline.bank is not None else spec.classes
     if config.outputs.lsl:
-        outlet = DecisionOutlet(config.outputs.lsl, classes=spec.classes if spec.output in (
-            "probabilities", "logits", "scores") else [], n_outputs=len(spec.classes))
+        outlet = DecisionOutlet(config.outputs.lsl, classes=classes if (
+            pipeline.bank is not None or spec.output in ("probabilities", "logits", "scores")
+        ) else [], n_outputs=len(classes))
         sinks.append(outlet)
     if config.outputs.jsonl:
         jsonl = JsonlLog(config.outputs.jsonl, timing=True)
@@ -221,7 +224,7 @@ def run_live(
     recording = None
     if config.outputs.record:
         recording = SessionRecording(
-            config.outputs.record, info, classes=spec.classes,
+            config.outputs.record, info, classes=classes,
             stream_name=src_cfg.stream or source.stream_info.name(),
             source_id=source.stream_info.source_id() or "bci-session",
         )

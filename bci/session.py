@@ -199,6 +199,8 @@ class DecoderConfig:
     adapt: bool = False
     save: Path | None = None
     swap_every: int = 10
+    bank: Path | None = None
+    top_k: int = 5
 
     KINDS: ClassVar[tuple[str, ...]] = ("onnx", "fbcca")
     FBCCA_KEYS: ClassVar[frozenset[str]] = frozenset(
@@ -223,16 +225,24 @@ class DecoderConfig:
         if threads < 1:
             raise ConfigError(f"{where}.threads: expected an integer ≥ 1, found {threads}")
         if kind == "onnx":
-            _no_unknown(t, {"kind", "path", "threads", "adapt", "save", "swap_every"}, where)
+            _no_unknown(t, {"kind", "path", "threads", "adapt", "save", "swap_every", "bank",
+                            "top_k"}, where)
             path = Path(_check(t, "path", str, where))
             save = _check(t, "save", str, where, None)
             swap_every = _check(t, "swap_every", int, where, 10)
             if swap_every < 1:
                 raise ConfigError(f"{where}.swap_every: expected an integer ≥ 1, found "
                                   f"{swap_every}")
+            bank = _check(t, "bank", str, where, None)
+            top_k = _check(t, "top_k", int, where, 5)
+            if top_k < 1:
+                raise ConfigError(f"{where}.top_k: expected an integer ≥ 1, found {top_k}")
             return cls(kind, path if path.is_absolute() else base / path, threads,
                        adapt=_check(t, "adapt", bool, where, False),
-                       save=None if save is None else base / save, swap_every=swap_every)
+                       save=None if save is None else base / save, swap_every=swap_every,
+                       bank=None if bank is None else (
+                           Path(bank) if Path(bank).is_absolute() else base / bank),
+                       top_k=top_k)
         _no_unknown(t, {"kind", "threads"} | cls.FBCCA_KEYS, where)
         freqs = _check(t, "frequencies", list, where)
         if not freqs or not all(isinstance(f, int | float) and f > 0 for f in freqs):

@@ -493,6 +493,53 @@ def test_onnx_parity_and_live_replay_curve(session, fitted):
     assert at_onset > far + 0.25, (at_onset, far)
 
 
+def test_bci_replay_ranks_embeddings_against_the_bank_folder(session, fitted, capsys):
+    """The embedding form served by `bci replay`: the bank is a folder named in the spec,
+    each decision names its top-5 candidates, ranked by cosine similarity."""
+    import json
+
+    from bci.cli import main as bci_main
+
+    ep, test, rec, tmp = session["ep"], session["test"], session["rec"], session["tmp"]
+    names = session["test_names"]
+    test_bank = session["bank"].take(names)
+    save_embedding_bank(tmp / "bank", names, test_bank)
+    model = tmp / "meg-bank.onnx"
+    write_spec(fitted.to_onnx(), fitted.decoder_spec(stream_sfreq=rec.sfreq, bank_path="bank"),
+               model)
+    toml = tmp / "meg-replay.toml"
+    toml.write_text(
+        f'[source]\nstream = "meg"\n[decoder]\npath = "{model.name}"\ntop_k = 5\n'
+        "[window]\nevents = { " + ", ".join(f'"{n}" = "{n}"' for n in names) + " }\n"
+        "[outputs]\nlsl = false\n")
+    out = tmp / "meg-decisions.jsonl"
+    assert bci_main(["replay", str(toml), "--input", str(tmp / "s0_raw.fif"),
+                     "--output", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == int(test.sum())
+    emb = fitted.transform(ep.X[test])
+    idx, sim = retrieve(emb, test_bank, k=5)
+    for row, i, s in zip(rows, idx, sim, strict=True):
+        got = row["candidates"]
+        assert [c["name"] for c in got] == [names[j] for j in i]
+        np.testing.assert_allclose([c["score"] for c in got], s, atol=1e-4)
+        assert row["label"] == got[0]["name"]
+    hits = [r["true_label"] in {c["name"] for c in r["candidates"]} for r in rows]
+    assert np.mean(hits) >= 2.5 * 5 / N_TEST  # top-5 among 20 unseen images
+
+    # a bank that is missing, or of the wrong size, is named at start / at the first window
+    bad = toml.read_text().replace("top_k = 5", 'top_k = 5\nbank = "nowhere"')
+    toml.write_text(bad)
+    assert bci_main(["replay", str(toml), "--input", str(tmp / "s0_raw.fif"),
+                     "--output", str(out)]) == 2
+    assert "decoder.bank" in capsys.readouterr().err and "nowhere" in toml.read_text()
+    save_embedding_bank(tmp / "short", names, test_bank[:, :7])
+    toml.write_text(bad.replace('"nowhere"', '"short"'))
+    assert bci_main(["replay", str(toml), "--input", str(tmp / "s0_raw.fif"),
+                     "--output", str(out)]) == 2
+    assert "holds embeddings of 7" in capsys.readouterr().err
+
+
 def test_subjects_with_different_sensor_sets(tmp_path):
     data = make_meg_images(n_images=48, n_repeats=4, n_subjects=2,
                            systems=["vectorview", "ctf275"], n_sites=[16, 60],
