@@ -441,47 +441,106 @@ def load_eegbci_site(
     ValueError
         When subjects disagree on channels or rate.
     """
+    base = _eegbci_root(folder).joinpath(*EEGBCI_LAYOUT)
+    paths, missing = [], []
+    for subject in subjects:
+        for run in runs:
+            path = base / f"S{int(subject):03d}" / f"S{int(subject):03d}R{int(run):02d}.edf"
+            (paths if path.is_file() else missing).append(path)
+    if missing:
+        log.warning("load_eegbci_site: skipped absent runs %s under %s",
+                    [p.name for p in missing], base)
+    if not paths:
+        raise FileNotFoundError(f"load_eegbci_site: none of the runs {list(runs)} of subjects "
+                                f"{list(subjects)} is under {base}")
+    subj = "+".join(f"S{int(s):03d}" for s in subjects)
+    return load_recordings_site(paths, events=EEGBCI_EVENTS, tmin=tmin, tmax=tmax,
+                                l_freq=l_freq, h_freq=h_freq, name=f"eegbci-{subj}")
+
+
+def load_recordings_site(
+    files: Sequence[str | Path], *, events: dict[str, str], tmin: float = 0.5,
+    tmax: float = 2.5, l_freq: float = 8.0, h_freq: float = 30.0,
+    ch_names: Sequence[str] | None = None, name: str = "recordings",
+) -> SiteData:
+    """A site's own recordings (any format :func:`devices.files.read_recording` reads),
+    cut by the runtime's own code.
+
+    Each file goes through :func:`bci.training_data.extract_windows` — the live loop's
+    channel pick, causal band-pass ``l_freq``–``h_freq`` and epoch windowing — so the
+    returned ``preprocessing`` is exactly what a model exported for this site declares.
+
+    Parameters
+    ----------
+    files : sequence of path
+        Recordings with their markers (XDF, FIF, EDF/BDF, GDF, BrainVision, EEGLAB).
+    events : dict of str to str
+        Marker value → class label; other markers are ignored.
+    tmin, tmax : float
+        Window after each marker, in seconds.
+    l_freq, h_freq : float
+        Edges of the causal band-pass, in Hz.
+    ch_names : sequence of str | None
+        Channels to use, in this order (default: every EEG channel of the first file).
+    name : str
+
+    Returns
+    -------
+    SiteData
+        ``X`` float32 ``(n_windows, n_channels, round((tmax - tmin) · sfreq))`` in volts;
+        ``info`` with the files' channel names and standard positions where known.
+
+    Raises
+    ------
+    FileNotFoundError
+        A file is missing.
+    ValueError
+        No file, no labelled window, or files that disagree on channels or rate.
+    """
     from bci.session import SessionConfig
     from bci.spec import DecoderSpec, WindowSpec
     from bci.training_data import extract_windows
     from devices.files import read_recording
 
-    base = _eegbci_root(folder).joinpath(*EEGBCI_LAYOUT)
+    if not files:
+        raise ValueError(f"site {name}: expected at least one recording, found none")
+    if not events:
+        raise ValueError(f"site {name}: expected events (marker → class), found none")
     config = SessionConfig.from_dict({
         "window": {"mode": "epoch", "tmin": float(tmin), "tmax": float(tmax),
-                   "events": dict(EEGBCI_EVENTS)},
+                   "events": dict(events)},
         "training": {"paradigm": "mi"},
     })
     preprocessing = [{"kind": "bandpass", "l_freq": float(l_freq), "h_freq": float(h_freq)}]
-    Xs, ys, info, missing = [], [], None, []
-    for subject in subjects:
-        for run in runs:
-            path = base / f"S{int(subject):03d}" / f"S{int(subject):03d}R{int(run):02d}.edf"
-            if not path.is_file():
-                missing.append(path.name)
-                continue
-            rec = read_recording(path)
-            eeg = [rec.info["ch_names"][i] for i in mne.pick_types(rec.info, eeg=True)]
-            if info is None:
-                info = mne.pick_info(rec.info, [rec.info["ch_names"].index(c) for c in eeg])
-            elif eeg != info["ch_names"] or rec.sfreq != info["sfreq"]:
-                raise ValueError(f"load_eegbci_site: {path} has other channels or rate than "
-                                 f"the first file ({info['sfreq']:g} Hz, {info['nchan']} ch)")
-            spec = DecoderSpec(
-                paradigm="mi", classes=sorted(set(EEGBCI_EVENTS.values())), ch_names=eeg,
-                sfreq=rec.sfreq, window=WindowSpec(mode="epoch", tmin=float(tmin),
-                                                   tmax=float(tmax)),
-                preprocessing=preprocessing, name="eegbci-site",
-            )
-            w = extract_windows(config, spec, rec)
-            Xs.append(w.X)
-            ys.append(w.y)
-    if missing:
-        log.warning("load_eegbci_site: skipped absent runs %s under %s", missing, base)
-    if not Xs:
-        raise FileNotFoundError(f"load_eegbci_site: none of the runs {list(runs)} of subjects "
-                                f"{list(subjects)} is under {base}")
+    Xs, ys, info, picked = [], [], None, None
+    for path in files:
+        rec = read_recording(path)
+        if picked is None:
+            picked = list(ch_names) if ch_names else [
+                rec.info["ch_names"][i] for i in mne.pick_types(rec.info, eeg=True)]
+            missing = [c for c in picked if c not in rec.info["ch_names"]]
+            if missing or not picked:
+                raise ValueError(f"site {name}: {path} lacks channels {missing} (has "
+                                 f"{rec.info['ch_names']})" if missing else
+                                 f"site {name}: {path} has no EEG channel; give ch_names")
+            info = mne.pick_info(rec.info, [rec.info["ch_names"].index(c) for c in picked])
+        elif rec.sfreq != info["sfreq"] or any(c not in rec.info["ch_names"] for c in picked):
+            raise ValueError(f"site {name}: {path} has other channels or rate than the first "
+                             f"file (expected {info['nchan']} channels {picked[:4]}… at "
+                             f"{info['sfreq']:g} Hz, found {rec.info['nchan']} at "
+                             f"{rec.sfreq:g} Hz)")
+        spec = DecoderSpec(
+            paradigm="mi", classes=sorted(set(events.values())), ch_names=picked,
+            sfreq=rec.sfreq, window=WindowSpec(mode="epoch", tmin=float(tmin),
+                                               tmax=float(tmax)),
+            preprocessing=preprocessing, name=name,
+        )
+        w = extract_windows(config, spec, rec)
+        Xs.append(w.X)
+        ys.append(w.y)
+    X = np.concatenate(Xs)
+    if X.shape[0] == 0:
+        raise ValueError(f"site {name}: no marker of {sorted(events)} in {list(map(str, files))}")
     _standard_positions(info)
-    subj = "+".join(f"S{int(s):03d}" for s in subjects)
-    return SiteData(np.concatenate(Xs).astype(np.float32), np.concatenate(ys).astype(str), info,
-                    float(tmin), float(tmax), preprocessing, f"eegbci-{subj}")
+    return SiteData(X.astype(np.float32), np.concatenate(ys).astype(str), info,
+                    float(tmin), float(tmax), preprocessing, name)
