@@ -1,6 +1,6 @@
 """Protocols with their windows (offscreen): the speller's cue markers are its first
-frames, the feedback cursor follows the cue, and closing a window ends the session with
-its recordings flushed. Real LSL, a cue-following simulated amplifier, real training."""
+frames, the feedback cursor shows the decoder's continuous output, and closing a window
+ends the session with its recordings flushed. Real LSL, a cue-following simulated amplifier, real training."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def test_speller_window_stamps_each_cue_with_its_first_frame(app, tmp_path):
     assert summary["accuracy"] >= 0.5  # 4 targets: chance is 0.25
 
 
-def test_feedback_follows_the_cue_and_closing_ends_the_session(app, tmp_path):
+def test_cursor_shows_the_decoder_output_and_closing_ends_the_session(app, tmp_path):
     path = tmp_path / "mi.toml"
     path.write_text(MI_TEST)
     config = mi_feedback.load(path, simulate=True)
@@ -73,33 +73,43 @@ def test_feedback_follows_the_cue_and_closing_ends_the_session(app, tmp_path):
     hooks = gui.hooks
     cursor = hooks.participant
     phase = {"now": None}
-    ends: list[tuple[str, float]] = []  # (cue, cursor position) at the end of imagery
-    cue = {"now": None}
+    posted: list[float] = []  # feedback values sent to the window in this trial
+    ends: list[tuple[float, float, str | None]] = []  # (shown, expected, cue) at rest
 
     def on_phase(p):
         phase["now"] = p
 
+    def on_feedback(value):
+        posted.append(value)
+
     def on_cue(label):
-        # queued after the window's own slot: the window shows this cue already
-        if label in config["trial"]["classes"]:
-            cue["now"] = label
-        elif label == "rest" and phase["now"] == "online" and cue["now"] is not None:
-            ends.append((cue["now"], cursor.value))
-            if len(ends) == 6:
+        # queued after the window's own slots: the window has taken every earlier signal
+        if label == "fixation":
+            posted.clear()
+        elif label == "rest" and phase["now"] == "online":
+            expected = 0.0  # the cursor restarts at the centre on the fixation cross
+            for v in posted:
+                expected = cursor.smoothing * expected + (1 - cursor.smoothing) * np.clip(
+                    v, -1, 1)
+            ends.append((cursor.value, expected, len(posted)))
+            if len(ends) == 4:
                 cursor.close()  # the participant's window closes mid-run
 
     hooks.phase_posted.connect(on_phase)
+    hooks.feedback_posted.connect(on_feedback)
     hooks.cue_posted.connect(on_cue)
     with pytest.raises(KeyboardInterrupt):
         gui.run()
 
-    assert len(ends) == 6
-    toward = [v if label == "right" else -v for label, v in ends]
-    assert np.mean(toward) > 0.1, ends  # the cursor ended on the cued side on average
+    assert len(ends) == 4
+    for shown, expected, n in ends:
+        assert n >= 5  # feedback every 0.1 s during the imagery
+        assert shown == pytest.approx(expected, abs=1e-9)
+        # the cursor's pixels sit where the value puts them (checked in test_feedback)
     # stopped cleanly: no protocol, acquisition or simulator thread left behind
     names = [t.name for t in threading.enumerate()]
     assert not [n for n in names if n.startswith(("protocol", "simulated-amplifier"))], names
     # the online recording was flushed and closed: readable, holding the trials run
     rec = read_recording(tmp_path / "out" / "online.xdf")
     assert rec.data.shape[1] > 0
-    assert len([v for _, v in rec.markers if v in ("left", "right")]) >= 6
+    assert len([v for _, v in rec.markers if v in ("left", "right")]) >= 4
