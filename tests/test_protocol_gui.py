@@ -1,6 +1,7 @@
 """Protocols with their windows (offscreen): the speller's cue markers are its first
 frames, the feedback cursor shows the decoder's continuous output, and closing a window
-ends the session with its recordings flushed. Real LSL, a cue-following simulated amplifier, real training."""
+ends the session with its recordings flushed. Real LSL, a cue-following simulated
+amplifier, real training."""
 
 from __future__ import annotations
 
