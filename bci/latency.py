@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from bci.decision import STAGES, Decision
@@ -19,6 +23,20 @@ def percentiles_ms(values_s: list[float] | np.ndarray) -> dict[str, float]:
     out["mean"] = float(v.mean())
     out["n"] = int(v.size)
     return out
+
+
+def time_calls(fn: Callable[..., Any], *args: Any, repeats: int,
+               warmup: int = 20) -> dict[str, float]:
+    """Call ``fn(*args)`` ``warmup`` times unmeasured, then ``repeats`` times measured;
+    :func:`percentiles_ms` of the measured calls (for the benchmarks)."""
+    for _ in range(warmup):
+        fn(*args)
+    t = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(*args)
+        t.append(time.perf_counter() - t0)
+    return percentiles_ms(t)
 
 
 class LatencyLog:

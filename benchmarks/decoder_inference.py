@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from bci.decoder import OnnxDecoder
-from bci.latency import percentiles_ms
+from bci.latency import time_calls
 from bci.spec import DecoderSpec, WindowSpec, write_spec
 
 SHAPES = {"ssvep": (8, 256.0, 1.0), "mi": (64, 160.0, 2.0)}
@@ -57,16 +56,6 @@ def _windows(paradigm: str, n_bands: int | None, rng: np.random.Generator):
     return X, np.resize(y, 48), sfreq
 
 
-def _time(fn, x, repeats: int) -> dict:
-    for _ in range(20):
-        fn(x)
-    t = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(x)
-        t.append(time.perf_counter() - t0)
-    return percentiles_ms(t)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -96,11 +85,11 @@ def main() -> None:
                         return module(xt)
 
                 row["reference"] = "torch eager"
-                row["reference_ms"] = _time(eager, x, args.repeats)
+                row["reference_ms"] = time_calls(eager, x, repeats=args.repeats)
             else:
                 row["reference"] = "numpy predict_proba"
-                row["reference_ms"] = _time(lambda w, m=model: m.predict_proba(w[None]), x,
-                                            args.repeats)
+                row["reference_ms"] = time_calls(lambda w, m=model: m.predict_proba(w[None]), x,
+                                                 repeats=args.repeats)
             try:
                 proto = model.to_onnx()
             except NotImplementedError:
@@ -114,7 +103,7 @@ def main() -> None:
                 path = Path(tmp) / f"{name}.onnx"
                 write_spec(proto, spec, path)
                 decoder = OnnxDecoder(path, threads=1)
-                row["onnx_ms"] = _time(decoder.run, x, args.repeats)
+                row["onnx_ms"] = time_calls(decoder.run, x, repeats=args.repeats)
                 row["ratio_p50"] = row["reference_ms"]["p50"] / row["onnx_ms"]["p50"]
             results[name] = row
             print(f"{name} done", flush=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bci.decoder import OnnxDecoder
-from bci.latency import percentiles_ms
+from bci.latency import time_calls
 
 N_CONTACTS = 11
 N_WORDS = 61
@@ -45,16 +45,6 @@ def _build(preset: str):
     clf = DuINClassifier(config=config, pretrain="none", ch_names=names, bipolar=pairs)
     return clf.fit(X, y), X
 
-
-def _time(fn, repeats: int) -> dict:
-    for _ in range(20):
-        fn()
-    t = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        t.append(time.perf_counter() - t0)
-    return percentiles_ms(t)
 
 
 def main() -> None:
@@ -91,8 +81,8 @@ def main() -> None:
                 "onnx_mb": path.stat().st_size / 1e6,
                 "export_s": export_s,
                 "max_abs_dlogp": diff,
-                "onnx_ms": _time(lambda d=decoder, x=x: d.run(x), args.repeats),
-                "torch_ms": _time(eager, args.repeats),
+                "onnx_ms": time_calls(decoder.run, x, repeats=args.repeats),
+                "torch_ms": time_calls(eager, repeats=args.repeats),
             }
             r = results[preset]
             r["ratio_p50"] = r["torch_ms"]["p50"] / r["onnx_ms"]["p50"]

@@ -34,18 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _time(fn, x, repeats: int) -> dict:
-    from bci.latency import percentiles_ms
-
-    for _ in range(10):
-        fn(x)
-    t = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(x)
-        t.append(time.perf_counter() - t0)
-    return percentiles_ms(t)
+from bci.latency import percentiles_ms, time_calls
 
 
 def retrieval(args: argparse.Namespace) -> dict:
@@ -137,8 +126,6 @@ def _replay_curve(model, rec, names: list[str], bank: np.ndarray) -> dict:
         np.array(outputs), np.array(ends) - tmax + 1 / model.sfreq,
         np.asarray(rec.markers.timestamps)[shown], targets, k=5, max_lag=1.0,
         resolution=0.05)
-    from bci.latency import percentiles_ms
-
     return {"windows": len(outputs), "replay_s": wall,
             "x_real_time": float(rec.timestamps[-1] - rec.timestamps[0]) / wall,
             "inference_ms": percentiles_ms(inference), "lags_s": lags.round(3).tolist(),
@@ -156,6 +143,7 @@ def latency(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
+    n = args.repeats_latency
     sizes = {"published": ("ctf275", 272, 768), "small": ("vectorview", 24, 32)}
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -187,8 +175,8 @@ def latency(args: argparse.Namespace) -> dict:
                 "sensors": len(montage), "n_times": 180, "embedding_dim": dim,
                 "parameters": int(n_params), "onnx_mb": path.stat().st_size / 1e6,
                 "export_s": export_s, "max_rel_diff_onnx_vs_torch": parity,
-                "onnxruntime_ms": _time(decoder.run, x, args.repeats_latency),
-                "torch_ms": _time(torch_run, x, args.repeats_latency),
+                "onnxruntime_ms": time_calls(decoder.run, x, repeats=n, warmup=10),
+                "torch_ms": time_calls(torch_run, x, repeats=n, warmup=10),
             }
     return results
 

@@ -65,10 +65,9 @@ between sessions but also removes differences in overall power between trials.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -81,6 +80,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from decoders.base import check_windows
+from decoders.torch_classifier import seeded
 from decoders.torch_export import export_module
 
 #: Pre-training options of :class:`DuINClassifier` (the paper's ablations).
@@ -689,17 +689,6 @@ class DuINNet(nn.Module):
 
 
 # --- training stages --------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def seeded(seed: int, device: str = "cpu") -> Iterator[None]:
-    """Seed torch inside a fork of its random state; the caller's state is untouched."""
-    devices = []
-    if str(device).startswith("cuda") and torch.cuda.is_available():
-        devices = [torch.device(device).index or 0]
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(int(seed))
-        yield
 
 
 def _batches(sizes: Sequence[int], batch_size: int, rng: np.random.Generator

@@ -69,10 +69,9 @@ cosine), which the runtime turns into a probability per candidate.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -84,6 +83,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from decoders.torch_classifier import seeded
 from decoders.torch_export import export_module
 from devices.meg import (
     CLAMP,
@@ -742,15 +742,6 @@ class MEGRetrieval(_WindowsMixin, BaseEstimator):
 
     # --- training -------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _seeded(self) -> Iterator[None]:
-        devices = []
-        if str(self.device).startswith("cuda") and torch.cuda.is_available():
-            devices = [torch.device(self.device).index or 0]
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(int(self.seed))
-            yield
-
     def fit(self, X: Any, Y: Any, *, subjects: Any = None, positions: Any,
             groups: Any = None) -> MEGRetrieval:
         """Train a freshly initialised brain module.
@@ -812,7 +803,7 @@ class MEGRetrieval(_WindowsMixin, BaseEstimator):
         Xp, subj = self._prepare(items, subjects)
         self.y_mean_ = Y.mean(0)
         self.y_std_ = np.maximum(Y.std(0), 1e-12)
-        with self._seeded():
+        with seeded(self.seed, self.device):
             self.module_ = BrainModule(config, n_times=self.n_times_,
                                        n_subjects=len(self.subjects_),
                                        embedding_dim=self.embedding_dim_)

@@ -51,6 +51,17 @@ class Scale(nn.Module):
         return x * self.factor
 
 
+@contextlib.contextmanager
+def seeded(seed: int, device: str = "cpu") -> Iterator[None]:
+    """Seed torch inside a fork of its random state, so the caller's is untouched."""
+    devices = []
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        devices = [torch.device(device).index or 0]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(seed))
+        yield
+
+
 def apply_max_norm(module: nn.Module) -> None:
     """Renormalise the weights of every submodule that declares a ``max_norm``.
 
@@ -237,15 +248,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             )
         return self
 
-    @contextlib.contextmanager
-    def _seeded(self) -> Iterator[None]:
-        """Seed torch inside a fork of its random state, so the caller's is untouched."""
-        devices = []
-        if str(self.device).startswith("cuda") and torch.cuda.is_available():
-            devices = [torch.device(self.device).index or 0]
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(int(self.seed))
-            yield
+    def _seeded(self) -> contextlib.AbstractContextManager[None]:
+        return seeded(self.seed, self.device)
 
     def _train(
         self, module: nn.Module, X: np.ndarray, y: np.ndarray, *, epochs: int,
