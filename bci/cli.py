@@ -93,9 +93,13 @@ def _cmd_train(args) -> int:
 
     config = SessionConfig.load(args.session)
     out = train(config, args.decoder, args.train, output=args.output,
-                global_paths=args.global_ or ())
+                global_paths=args.global_ or (), bank=args.bank)
     if args.json:
         print(json.dumps(out))
+    elif "n_images" in out:
+        print(f"{out['decoder']}: trained on {out['n_windows']} windows of {out['n_images']} "
+              f"images in {out['train_seconds']:.1f} s; wrote {out['output']} (bank "
+              f"{out['bank']})")
     else:
         print(f"{out['decoder']}: trained on {out['n_windows']} windows "
               f"({', '.join(out['classes'])}) in {out['train_seconds']:.1f} s, training "
@@ -180,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
              "duin")
     p = sub.add_parser("train", help="fit a decoder on recordings and write its .onnx file")
     p.add_argument("session", help="session TOML file with [window] events and [training]")
-    p.add_argument("--decoder", required=True, choices=names)
+    p.add_argument("--decoder", required=True, choices=(*names, "meg-retrieval"))
+    p.add_argument("--bank", default=None, metavar="DIR",
+                   help="meg-retrieval: the images' embeddings, one .npy file per image")
     p.add_argument("--train", required=True, nargs="+", metavar="FILE", help="recordings")
     p.add_argument("--global", dest="global_", nargs="+", metavar="FILE",
                    help="other subjects' recordings for the global stage (ssvep-dnn)")

@@ -290,15 +290,15 @@ class OutputsConfig:
 
 
 #: Paradigms a session can train for.
-PARADIGMS = ("ssvep", "mi", "seeg")
+PARADIGMS = ("ssvep", "mi", "seeg", "meg")
 
 
 @dataclass(slots=True)
 class TrainingConfig:
     """How ``bci train`` and ``bci evaluate`` build decoders for this session's data.
 
-    ``paradigm`` (``"ssvep"``, ``"mi"`` or ``"seeg"``), ``frequencies`` (class → Hz, SSVEP),
-    ``ch_names`` (default: every EEG channel), ``gaze_shift`` (seconds added to each
+    ``paradigm`` (``"ssvep"``, ``"mi"``, ``"seeg"`` or ``"meg"``), ``frequencies`` (class
+    → Hz, SSVEP), ``ch_names`` (default: every EEG channel), ``gaze_shift`` (seconds added to each
     selection for the ITR, default 0), ``seed``, and per-decoder hyperparameters in
     ``[training.decoders.NAME]`` tables.
     """

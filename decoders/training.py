@@ -123,6 +123,8 @@ DECODERS: dict[str, Callable[[TrainingConfig, float, dict], Any]] = {
     "rl-eegnet": _rl_eegnet,
     "duin": _duin,
 }
+#: Image retrieval from MEG (embeddings, not classes): ``bci train --bank DIR``.
+RETRIEVAL = "meg-retrieval"
 #: Baselines for evaluation only (pyriemann has no ONNX export).
 BASELINES: dict[str, Callable[[TrainingConfig, float, dict], Any]] = {
     "mdm": _mdm,
@@ -218,14 +220,32 @@ def _fit(estimator: Any, X: np.ndarray, y: np.ndarray, glob: TrainingWindows | N
 
 
 def train(config: SessionConfig, name: str, paths: Sequence[str | Path], *,
-          output: str | Path, global_paths: Sequence[str | Path] = ()) -> dict[str, Any]:
+          output: str | Path, global_paths: Sequence[str | Path] = (),
+          bank: str | Path | None = None) -> dict[str, Any]:
     """Fit decoder ``name`` on every labelled window of ``paths``; write ``output`` (.onnx).
+
+    ``meg-retrieval`` regresses windows onto image embeddings instead of classes: its
+    targets come from ``bank`` (a folder of ``.npy`` files, one per image), and the
+    session's ``[window] events`` (when given) name the images to train on.
 
     Returns
     -------
     dict
         ``output``, ``n_windows``, ``classes``, ``train_seconds`` and training accuracy.
     """
+    if name == RETRIEVAL:
+        if bank is None:
+            raise TrainingError("meg-retrieval learns image embeddings: give the bank folder "
+                                "with --bank DIR (one .npy embedding per image)")
+        from decoders.meg_retrieval import train_retrieval
+
+        t = training_config(config)
+        events = config.window.events
+        return train_retrieval(paths, bank=bank, output=output,
+                               images=list(events) if events else None,
+                               options=t.decoders.get(RETRIEVAL, {}), seed=t.seed)
+    if bank is not None:
+        raise TrainingError(f"--bank is for meg-retrieval, not {name}")
     if name in BASELINES:
         raise TrainingError(f"{name} is an evaluation baseline with no ONNX export; train one "
                          f"of {sorted(DECODERS)}")

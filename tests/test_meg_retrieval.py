@@ -540,6 +540,46 @@ def test_bci_replay_ranks_embeddings_against_the_bank_folder(session, fitted, ca
     assert "holds embeddings of 7" in capsys.readouterr().err
 
 
+def test_bci_train_on_some_images_then_retrieve_unseen_ones(session, capsys):
+    """`bci train --decoder meg-retrieval --bank` on the 40 training images of a FIF
+    recording, then `bci replay` ranks the 20 images it never saw."""
+    import json
+
+    from bci.cli import main as bci_main
+
+    tmp, data = session["tmp"], session["data"]
+    names = session["test_names"]
+    train_names = [n for n in data.names if n not in names]
+    save_embedding_bank(tmp / "all-images", data.names, session["bank"].take(data.names))
+    save_embedding_bank(tmp / "unseen", names, session["bank"].take(names))
+    opts = ('config = "small"\nepochs = 40\nbatch_size = 64\nlr = 0.003\n'
+            "validation_fraction = 0.0\n")
+    events = ", ".join(f'"{n}" = "{n}"' for n in train_names)
+    train_toml = tmp / "meg-train.toml"
+    train_toml.write_text(f'[window]\nevents = {{ {events} }}\n[training]\nparadigm = "meg"\n'
+                          f'[training.decoders.meg-retrieval]\n{opts}')
+    model = tmp / "meg-trained.onnx"
+    args = ["train", str(train_toml), "--decoder", "meg-retrieval", "--train",
+            str(tmp / "s0_raw.fif"), "--output", str(model)]
+    assert bci_main(args) == 2  # no bank given: named
+    assert "--bank DIR" in capsys.readouterr().err
+    assert bci_main([*args, "--bank", str(tmp / "all-images"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_images"] == len(train_names) and out["n_windows"] == 4 * len(train_names)
+
+    events = ", ".join(f'"{n}" = "{n}"' for n in names)
+    replay_toml = tmp / "meg-unseen.toml"
+    replay_toml.write_text(f'[decoder]\npath = "{model.name}"\nbank = "unseen"\n'
+                           f"[window]\nevents = {{ {events} }}\n[outputs]\nlsl = false\n")
+    decisions = tmp / "meg-unseen.jsonl"
+    assert bci_main(["replay", str(replay_toml), "--input", str(tmp / "s0_raw.fif"),
+                     "--output", str(decisions)]) == 0
+    rows = [json.loads(line) for line in decisions.read_text().splitlines()]
+    assert len(rows) == 4 * len(names)
+    hits = [r["true_label"] in {c["name"] for c in r["candidates"]} for r in rows]
+    assert np.mean(hits) >= 2.5 * 5 / N_TEST  # top-5 among 20 images never trained on
+
+
 def test_subjects_with_different_sensor_sets(tmp_path):
     data = make_meg_images(n_images=48, n_repeats=4, n_subjects=2,
                            systems=["vectorview", "ctf275"], n_sites=[16, 60],
