@@ -173,6 +173,12 @@ class QtHooks(QObject):
         from protocols.base import clock
 
         while not done.wait(0.02):
+            if self.stop.is_set() or self.closed or clock() > give_up:
+                with self._lock:  # a frame painted from now on sends no marker
+                    if self._pending is not None and self._pending["time"] is None:
+                        self._pending = None
+                    elif self._pending is not None:
+                        break  # painted just now: its marker went out, use it
             if self.stop.is_set() or self.closed:
                 raise KeyboardInterrupt("protocol stopped: the window was closed")
             if clock() > give_up:
