@@ -71,3 +71,35 @@ def check_windows(X: Any, *, ndim: tuple[int, ...] = (3,), who: str = "decoder")
         raise ValueError(f"{who}: expected finite samples, found "
                          f"{int((~np.isfinite(X)).sum())} NaN/Inf")
     return X
+
+
+def encode_labels(y: Any, n: int, *, who: str,
+                  known: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Class indices of ``y`` (labels as strings): in ``known``, or in sorted order.
+
+    Returns
+    -------
+    classes : ndarray of str, shape (n_classes,)
+        ``known``, or the sorted distinct labels (at least 2).
+    indices : ndarray of int64, shape (n,)
+
+    Raises
+    ------
+    ValueError
+        Not one label per window; fewer than 2 classes; a label outside ``known``.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"{who}: expected one label per window, shape ({n},), "
+                         f"found {y.shape}")
+    labels = [str(v) for v in y.astype(str)]
+    if known is None:
+        classes, idx = np.unique(np.asarray(labels), return_inverse=True)
+        if classes.size < 2:
+            raise ValueError(f"{who}: expected at least 2 classes, found {classes.tolist()}")
+        return classes, idx.astype(np.int64)
+    unknown = sorted(set(labels) - set(known.tolist()))
+    if unknown:
+        raise ValueError(f"{who}: expected labels among {known.tolist()}, found {unknown}")
+    lookup = {c: i for i, c in enumerate(known.tolist())}
+    return known, np.array([lookup[c] for c in labels], np.int64)

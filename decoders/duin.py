@@ -79,7 +79,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from decoders.base import check_windows
+from decoders.base import check_windows, encode_labels
 from decoders.torch_classifier import seeded
 from decoders.torch_export import export_module
 
@@ -125,6 +125,13 @@ class StageSchedule:
         span = max(self.epochs - self.warmup, 1)
         cosine = 0.5 * (1.0 + math.cos(math.pi * (epoch - self.warmup) / span))
         return self.min_lr + (self.lr - self.min_lr) * cosine
+
+    def set_lr(self, optimizer: torch.optim.Optimizer, epoch: int) -> float:
+        """Put epoch ``epoch``'s learning rate into every group of ``optimizer``; return it."""
+        lr = self.lr_at(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        return lr
 
 
 @dataclass(frozen=True, slots=True)
@@ -761,9 +768,7 @@ def train_vqvae(
         optimizer = _optimizer(model, schedule)
         history = []
         for epoch in range(schedule.epochs):
-            lr = schedule.lr_at(epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            lr = schedule.set_lr(optimizer, epoch)
             model.train()
             recon_sum = commit_sum = 0.0
             seen = 0
@@ -868,9 +873,7 @@ def train_mae(
         optimizer = _optimizer(model, schedule)
         history = []
         for epoch in range(schedule.epochs):
-            lr = schedule.lr_at(epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            lr = schedule.set_lr(optimizer, epoch)
             model.train()
             loss_sum = hits = 0.0
             seen = 0
@@ -953,9 +956,7 @@ def fine_tune(
         optimizer = _optimizer(net, schedule)
         history = []
         for epoch in range(schedule.epochs):
-            lr = schedule.lr_at(epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            lr = schedule.set_lr(optimizer, epoch)
             net.train()
             loss_sum = hits = 0.0
             seen = 0
@@ -1207,16 +1208,8 @@ class DuINClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _encode(self, y: Any, n: int) -> np.ndarray:
-        y = np.asarray(y)
-        if y.ndim != 1 or y.shape[0] != n:
-            raise ValueError(f"DuINClassifier: expected one label per window, shape ({n},), "
-                             f"found {y.shape}")
-        classes, idx = np.unique(y.astype(str), return_inverse=True)
-        if classes.size < 2:
-            raise ValueError(f"DuINClassifier: expected at least 2 classes, found "
-                             f"{classes.tolist()}")
-        self.classes_ = classes
-        return idx.astype(np.int64)
+        self.classes_, idx = encode_labels(y, n, who="DuINClassifier")
+        return idx
 
     # --- inference ------------------------------------------------------------------
 

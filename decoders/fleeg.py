@@ -84,7 +84,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from bci.spec import DecoderSpec, WindowSpec, write_spec
-from decoders.base import check_windows
+from decoders.base import check_windows, encode_labels
 from decoders.torch_classifier import PREDICT_BATCH, Scale, apply_max_norm
 from decoders.torch_export import export_module
 
@@ -588,16 +588,7 @@ class FLEEGClassifier(ClassifierMixin, BaseEstimator):
         return np.ascontiguousarray(X, dtype=np.float32)
 
     def _encode(self, y: Any, n: int) -> np.ndarray:
-        y = np.asarray(y).astype(str)
-        if y.ndim != 1 or y.shape[0] != n:
-            raise ValueError(f"{self._who()}: expected one label per window, shape ({n},), "
-                             f"found {y.shape}")
-        lookup = {c: i for i, c in enumerate(self.classes_.tolist())}
-        unknown = sorted(set(y.tolist()) - set(lookup))
-        if unknown:
-            raise ValueError(f"{self._who()}: expected labels among {self.classes_.tolist()}, "
-                             f"found {unknown}")
-        return np.array([lookup[c] for c in y.tolist()], np.int64)
+        return encode_labels(y, n, who=self._who(), known=self.classes_)[1]
 
     # --- training ---------------------------------------------------------------------
 

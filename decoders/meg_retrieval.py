@@ -84,7 +84,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from decoders.torch_classifier import seeded
+from decoders.torch_classifier import BestEpoch, seeded
 from decoders.torch_export import export_module
 from devices.meg import (
     CLAMP,
@@ -852,7 +852,7 @@ class MEGRetrieval(_WindowsMixin, BaseEstimator):
                                   temperature=module.temperature(), groups=Gt[idx])
 
         history: list[dict[str, float]] = []
-        best, best_epoch, best_state, waited = np.inf, 0, None, 0
+        best = BestEpoch(self.patience)
         for epoch in range(1, int(self.epochs) + 1):
             module.train()
             order = rng.permutation(train_idx)
@@ -874,18 +874,10 @@ class MEGRetrieval(_WindowsMixin, BaseEstimator):
                 with torch.no_grad():
                     val = float(loss_of(torch.from_numpy(val_idx).to(device)))
                 record["val_loss"] = val
-                if val < best:
-                    best, best_epoch, waited = val, epoch, 0
-                    best_state = copy.deepcopy(module.state_dict())
-                else:
-                    waited += 1
             history.append(record)
-            if val_idx.size and waited >= int(self.patience):
+            if val_idx.size and best.update(epoch, val, module):
                 break
-        if best_state is not None:
-            module.load_state_dict(best_state)
-        else:
-            best_epoch = len(history)
+        best_epoch = best.restore(module, len(history))
         module.eval()
         return history, best_epoch
 

@@ -27,7 +27,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from decoders.base import check_windows
+from decoders.base import check_windows, encode_labels
 from decoders.torch_export import export_module
 
 #: Windows per forward pass in :meth:`TorchClassifier.predict_proba` and validation.
@@ -60,6 +60,40 @@ def seeded(seed: int, device: str = "cpu") -> Iterator[None]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(int(seed))
         yield
+
+
+class BestEpoch:
+    """Early stopping: keeps the weights of the epoch with the lowest validation loss.
+
+    Parameters
+    ----------
+    patience : int
+        Epochs without a new best after which :meth:`update` says stop.
+    """
+
+    def __init__(self, patience: int) -> None:
+        self.patience = int(patience)
+        self.loss = np.inf
+        self.epoch = 0
+        self.state: dict[str, torch.Tensor] | None = None
+        self.waited = 0
+
+    def update(self, epoch: int, loss: float, module: nn.Module) -> bool:
+        """Record epoch ``epoch``'s validation ``loss``; True when training should stop."""
+        if loss < self.loss:
+            self.loss, self.epoch, self.waited = loss, epoch, 0
+            self.state = copy.deepcopy(module.state_dict())
+        else:
+            self.waited += 1
+        return self.waited >= self.patience
+
+    def restore(self, module: nn.Module, n_epochs: int) -> int:
+        """Load the best weights into ``module``; the epoch they come from (the last one,
+        ``n_epochs``, when nothing was validated)."""
+        if self.state is None:
+            return n_epochs
+        module.load_state_dict(self.state)
+        return self.epoch
 
 
 def apply_max_norm(module: nn.Module) -> None:
@@ -201,24 +235,10 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
     def _encode_labels(self, y: Any, n: int, *, known: np.ndarray | None = None) -> np.ndarray:
         """Class indices of ``y`` (labels as strings), in ``known`` or in sorted order."""
-        y = np.asarray(y)
-        if y.ndim != 1 or y.shape[0] != n:
-            raise ValueError(f"{self._who()}: expected one label per window, shape ({n},), "
-                             f"found {y.shape}")
-        labels = [str(v) for v in y.astype(str)]
+        classes, idx = encode_labels(y, n, who=self._who(), known=known)
         if known is None:
-            classes, idx = np.unique(np.asarray(labels), return_inverse=True)
-            if classes.size < 2:
-                raise ValueError(f"{self._who()}: expected at least 2 classes, found "
-                                 f"{classes.tolist()}")
             self.classes_ = classes
-            return idx.astype(np.int64)
-        unknown = sorted(set(labels) - set(known.tolist()))
-        if unknown:
-            raise ValueError(f"{self._who()}: expected labels among {known.tolist()}, found "
-                             f"{unknown}")
-        lookup = {c: i for i, c in enumerate(known.tolist())}
-        return np.array([lookup[c] for c in labels], np.int64)
+        return idx
 
     # --- training -------------------------------------------------------------------
 
@@ -281,7 +301,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         loss_fn = nn.CrossEntropyLoss()
         size = train_idx.size if batch_size is None else int(batch_size)
         history: list[dict[str, float]] = []
-        best_loss, best_epoch, best_state, waited = np.inf, 0, None, 0
+        best = BestEpoch(self.patience)
         for epoch in range(1, int(epochs) + 1):
             module.train()
             order = rng.permutation(train_idx)
@@ -306,18 +326,10 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
                 val_loss = float(loss_fn(logits, val_y))
                 record["val_loss"] = val_loss
                 record["val_accuracy"] = float((logits.argmax(-1) == val_y).float().mean())
-                if val_loss < best_loss:
-                    best_loss, best_epoch, waited = val_loss, epoch, 0
-                    best_state = copy.deepcopy(module.state_dict())
-                else:
-                    waited += 1
             history.append(record)
-            if val_idx.size and waited >= self.patience:
+            if val_idx.size and best.update(epoch, val_loss, module):
                 break
-        if best_state is not None:
-            module.load_state_dict(best_state)
-        else:
-            best_epoch = len(history)
+        best_epoch = best.restore(module, len(history))
         module.eval()
         return history, best_epoch
 

@@ -33,3 +33,16 @@ def shared_data() -> Path:
 def unique_name() -> str:
     """A stream name no other test uses, so concurrent LSL tests never cross."""
     return f"bci-test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module: the two cores are shared with other jobs, and
+    one thread keeps results reproducible. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

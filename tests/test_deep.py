@@ -43,13 +43,7 @@ CH_NAMES = [f"EEG{i:02d}" for i in range(N_CH)]
 SSVEP_FREQS = (9.0, 11.0, 13.0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # two cores are shared with other jobs; one thread also keeps results reproducible
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- synthetic data ------------------------------------------------------------------

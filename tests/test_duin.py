@@ -62,12 +62,7 @@ TINY = DuINConfig.small(vqvae=StageSchedule(1, 16, 1e-3, 1e-4, 1),
                         finetune=StageSchedule(0, 16, 1e-3, 1e-4, 1))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

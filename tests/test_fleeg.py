@@ -46,13 +46,7 @@ SEEDS = (0, 1, 2)
 LARGE_SITE_SLACK = 0.03
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # two cores are shared with other jobs; one thread also keeps results reproducible
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- the federation ------------------------------------------------------------------

@@ -55,12 +55,7 @@ from devices.meg import (
 N_IMAGES, N_TEST = 60, 20
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _recording(raw: mne.io.BaseRaw, tmp: Path, name: str):
