@@ -3,7 +3,7 @@
 A decoder trained with ``bci train --decoder rl-eegnet`` is written as ``MODEL.onnx``
 (served) and ``MODEL.pt`` (its trainable state). With ``[decoder] adapt = true`` the live
 loop hands every decided window whose true class is known (its cue) to
-:class:`decoders.rl_eegnet.OnlineAdapter`, which learns in its own thread; every
+:class:`bci.decoders.rl_eegnet.OnlineAdapter`, which learns in its own thread; every
 ``swap_every`` learned trials the updated network is exported to ONNX and loaded, off
 the decode path, and the decode thread swaps it in between two windows. At the end the
 adapted decoder is saved (``[decoder] save``) as ``.onnx`` and ``.pt`` again.
@@ -76,7 +76,7 @@ class LiveAdaptation:
 
     def __init__(self, pipeline, *, state: str | Path, save: str | Path | None = None,
                  swap_every: int = 10, threads: int = 1) -> None:
-        from decoders.rl_eegnet import OnlineAdapter
+        from bci.decoders.rl_eegnet import OnlineAdapter
 
         self.pipeline = pipeline
         self.spec = pipeline.decoder.spec

@@ -70,8 +70,8 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_replay(args) -> int:
+    from bci.devices.files import read_recording
     from bci.runner import run_replay
-    from devices.files import read_recording
 
     config = _load_session(args)
     stream = args.stream
@@ -88,8 +88,8 @@ def _cmd_replay(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    from bci.decoders.training import train
     from bci.session import SessionConfig
-    from decoders.training import train
 
     config = SessionConfig.load(args.session)
     out = train(config, args.decoder, args.train, output=args.output,
@@ -108,8 +108,8 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
+    from bci.decoders.training import evaluate
     from bci.session import SessionConfig
-    from decoders.training import evaluate
 
     config = SessionConfig.load(args.session)
     result = evaluate(config, args.decoder, train=args.train, test=args.test or (),
@@ -219,10 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_inspect)
 
     for name, module, text in (
-        ("simulate", "devices.simulated_amplifier", "stream synthetic EEG with ground truth"),
-        ("play", "devices.player", "rebroadcast a recording over LSL"),
-        ("record", "devices.recorder", "record LSL streams to XDF"),
-        ("protocol", "protocols.cli", "run an experiment protocol (calibration → train → "
+        ("simulate", "bci.devices.simulated_amplifier", "stream synthetic EEG with ground truth"),
+        ("play", "bci.devices.player", "rebroadcast a recording over LSL"),
+        ("record", "bci.devices.recorder", "record LSL streams to XDF"),
+        ("protocol", "bci.protocols.cli", "run an experiment protocol (calibration → train → "
          "online)"),
         ("scope", "bci.gui.scope", "live multichannel view of an LSL stream"),
         ("fl", "bci.federated.cli", "federated training across sites (Flower)"),

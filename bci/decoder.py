@@ -144,7 +144,7 @@ def fbcca_decoder(
         The stream's channels and sampling rate.
     window : WindowSpec
     """
-    from decoders.fbcca import FBCCA, chen_bands
+    from bci.decoders.fbcca import FBCCA, chen_bands
 
     freqs = options["frequencies"]
     classes = options.get("classes") or [f"{float(f):g}Hz" for f in freqs]

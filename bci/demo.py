@@ -40,8 +40,8 @@ def demo_config(name: str, marker_name: str, duration: float) -> SessionConfig:
 
 def run_demo(*, duration: float = 30.0, as_json: bool = False, seed: int = 7) -> int:
     """Run the demo; return the process exit code."""
+    from bci.devices.simulated_amplifier import spawn, stop_spawned
     from bci.runner import run_live
-    from devices.simulated_amplifier import spawn, stop_spawned
 
     tag = uuid.uuid4().hex[:6]
     name, marker_name = f"bci-demo-eeg-{tag}", f"bci-demo-markers-{tag}"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from bci.chain import ConfigError
 from bci.decoder import ModelError
+from bci.devices.lsl_source import StreamNotFoundError
+from bci.devices.recording import RecordingError
 from bci.pipeline import StreamMismatchError
 from bci.spatial import ChannelMismatchError
 from bci.spec import SpecError
 from bci.training_data import TrainingError
-from devices.lsl_source import StreamNotFoundError
-from devices.recording import RecordingError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
     ConfigError, ModelError, SpecError, StreamMismatchError, ChannelMismatchError,

@@ -257,7 +257,7 @@ def replay_windows(pipeline: Pipeline, recording, *, chunk_size: int = 32) -> It
     Parameters
     ----------
     pipeline : Pipeline
-    recording : devices.recording.Recording
+    recording : bci.devices.recording.Recording
     chunk_size : int
         Samples per chunk (the windows do not depend on it).
     """

@@ -32,7 +32,7 @@ class CandidateBank:
 
     @classmethod
     def load(cls, folder: str | Path) -> CandidateBank:
-        from devices.meg import MEGError, load_embedding_bank
+        from bci.datasets.meg import MEGError, load_embedding_bank
 
         try:
             bank = load_embedding_bank(folder)

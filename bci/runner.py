@@ -128,7 +128,7 @@ class SessionRecording:
 
     def __init__(self, path: Path, info, *, classes: list[str], stream_name: str,
                  source_id: str) -> None:
-        from devices.recorder import SessionRecorder
+        from bci.devices.recorder import SessionRecorder
 
         self._rec = SessionRecorder(path)
         types = info.get_channel_types()
@@ -189,8 +189,8 @@ def run_live(
     from bci.lslconfig import configure_lsl
 
     configure_lsl(config.source.scope)
+    from bci.devices.lsl_source import LSLSource, MarkerSource
     from bci.lslconfig import get_pylsl
-    from devices.lsl_source import LSLSource, MarkerSource
 
     pylsl = get_pylsl()
     src_cfg = config.source
@@ -299,7 +299,7 @@ def run_replay(
     Parameters
     ----------
     config : SessionConfig
-    recording : devices.recording.Recording
+    recording : bci.devices.recording.Recording
     output : str | Path | None
         JSON-lines file for the decisions.
     timing : bool

@@ -83,7 +83,7 @@ def extract_windows(config: SessionConfig, spec: DecoderSpec, recording, *,
         Its chain, window and event map are used (the decoder table is not).
     spec : DecoderSpec
         Channels, sampling rate, preprocessing and window of the decoder to train.
-    recording : devices.recording.Recording
+    recording : bci.devices.recording.Recording
     chunk_size : int
         Samples per chunk; the windows do not depend on it.
 

@@ -29,6 +29,7 @@ from bci.lslconfig import get_pylsl
 
 pylsl = get_pylsl()
 
+from bci.devices.simulated_amplifier import spawn, stop_spawned  # noqa: E402
 from eegnet_session import (  # noqa: E402
     CHUNK,
     DECIMATION,
@@ -41,7 +42,6 @@ from eegnet_session import (  # noqa: E402
 )
 
 from bci.runner import run_live  # noqa: E402
-from devices.simulated_amplifier import spawn, stop_spawned  # noqa: E402
 
 
 def runtime(model: Path, name: str, n: int) -> dict:

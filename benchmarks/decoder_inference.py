@@ -26,12 +26,12 @@ SHAPES = {"ssvep": (8, 256.0, 1.0), "mi": (64, 160.0, 2.0)}
 
 
 def _decoders():
-    from decoders.csp_lda import CSPLDA, FBCSP
-    from decoders.eegnet import EEGNetClassifier
-    from decoders.fbcca import FBCCAClassifier
-    from decoders.rl_eegnet import RLEEGNet
-    from decoders.ssvep_dnn import SSVEPDNNClassifier
-    from decoders.trca import TRCA
+    from bci.decoders.csp_lda import CSPLDA, FBCSP
+    from bci.decoders.eegnet import EEGNetClassifier
+    from bci.decoders.fbcca import FBCCAClassifier
+    from bci.decoders.rl_eegnet import RLEEGNet
+    from bci.decoders.ssvep_dnn import SSVEPDNNClassifier
+    from bci.decoders.trca import TRCA
 
     freqs = {"13Hz": 13.0, "17Hz": 17.0, "21Hz": 21.0}
     return {

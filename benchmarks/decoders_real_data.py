@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bci.decoders.training import evaluate, load_windows, make_decoder
 
 from bci.session import SessionConfig
-from decoders.training import evaluate, load_windows, make_decoder
 
 REPO = Path(__file__).resolve().parents[1]
 # the SSVEP DNN's published schedule needs a GPU: benchmarks/ssvep_dnn_cross_session.py
@@ -58,11 +58,11 @@ def ssvep(data: Path) -> list[dict]:
 
 def _rl_adapting(config: SessionConfig, train: Path, test: Path) -> dict:
     """RL-EEGNet trained on ``train``, then adapting online over ``test`` in time order."""
-    from devices.files import read_recording
+    from bci.devices.files import read_recording
 
     rec = read_recording(train)
     model = make_decoder("rl-eegnet", config, float(rec.info["sfreq"]))
-    from decoders.training import classes_of, decoder_spec
+    from bci.decoders.training import classes_of, decoder_spec
 
     spec = decoder_spec("rl-eegnet", model, config, rec.info, classes_of(config))
     tr, te = load_windows(config, spec, [train]), load_windows(config, spec, [test])

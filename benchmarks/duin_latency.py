@@ -31,7 +31,7 @@ N_WORDS = 61
 
 
 def _build(preset: str):
-    from decoders.duin import DuINClassifier, DuINConfig, StageSchedule
+    from bci.decoders.duin import DuINClassifier, DuINConfig, StageSchedule
 
     base = DuINConfig.published() if preset == "published" else DuINConfig.small()
     # one short fine-tuning epoch: the timed graph is complete, its weights are not

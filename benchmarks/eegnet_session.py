@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bci.decoders.onnx_graphs import eegnet_sized_model
+
+from bci.datasets.synthetic import pick_channels
 from bci.session import SessionConfig
 from bci.spec import DecoderSpec, WindowSpec, write_spec
-from decoders.onnx_graphs import eegnet_sized_model
-from devices.synthetic import pick_channels
 
 N_CHANNELS, SFREQ, CHUNK = 64, 1000.0, 10
 DECIMATION = 8

@@ -1,6 +1,6 @@
 """FLEEG: each site alone against weighted FedAvg of the shared layers, per site.
 
-Sites (``devices.planted_sites``): three simulated ones sharing a planted class
+Sites (``bci.datasets.planted_sites``): three simulated ones sharing a planted class
 structure — 8 channels at 128 Hz with only ``--small`` training trials, 22 channels at
 250 Hz and 64 channels at 160 Hz with ``--large`` each — and the real EEGMMIDB site
 (PhysioNet, Schalk et al. 2004; Goldberger et al. 2000), subject S001, 64 channels at
@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bci.decoders.fleeg import FLEEGClassifier, weighted_average
 
-from decoders.fleeg import FLEEGClassifier, weighted_average
-from devices.planted_sites import SiteData, load_eegbci_site, make_site, split
+from bci.datasets.planted_sites import SiteData, load_eegbci_site, make_site, split
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["left", "right"]

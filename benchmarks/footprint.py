@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+from bci.devices.simulated_amplifier import spawn, stop_spawned
 from eegnet_session import CHUNK, N_CHANNELS, SFREQ, session_toml, write_model
-
-from devices.simulated_amplifier import spawn, stop_spawned
 
 
 def main() -> None:

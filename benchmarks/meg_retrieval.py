@@ -1,7 +1,7 @@
 """MEG image retrieval: top-1/top-5 of the brain module vs the ridge baseline on synthetic
 MEG, and per-window inference latency at the published and the small size.
 
-Retrieval. :func:`devices.meg.make_meg_images` simulates one subject (a Vectorview-like
+Retrieval. :func:`bci.datasets.meg.make_meg_images` simulates one subject (a Vectorview-like
 helmet, ``--sites`` sites × magnetometer + 2 planar gradiometers, 600 Hz) viewing
 ``--images`` images ``--repeats`` times; epochs −0.5 … 1.0 s are cut by the runtime's
 chain (band-pass 0.1–40 Hz, decimation to 120 Hz). The first ``--test-images`` images are
@@ -38,10 +38,11 @@ from bci.latency import percentiles_ms, time_calls
 
 
 def retrieval(args: argparse.Namespace) -> dict:
+    from bci.decoders.meg_retrieval import MEGRetrieval, RidgeRetrieval
+    from bci.devices.recording import Recording
+
     from bci.chunk import Markers
-    from decoders.meg_retrieval import MEGRetrieval, RidgeRetrieval
-    from devices.meg import make_meg_images, meg_epochs
-    from devices.recording import Recording
+    from bci.datasets.meg import make_meg_images, meg_epochs
 
     data = make_meg_images(n_images=args.images, n_repeats=args.repeats, sfreq=600.0,
                            n_sites=args.sites, snr=args.snr, seed=args.seed,
@@ -89,6 +90,8 @@ def retrieval(args: argparse.Namespace) -> dict:
 
 
 def _replay_curve(model, rec, names: list[str], bank: np.ndarray) -> dict:
+    from bci.decoders.meg_retrieval import retrieval_curve, tmax_of
+
     from bci.decoder import OnnxDecoder
     from bci.pipeline import Pipeline, replay_windows
     from bci.session import (
@@ -99,7 +102,6 @@ def _replay_curve(model, rec, names: list[str], bank: np.ndarray) -> dict:
         WindowConfig,
     )
     from bci.spec import write_spec
-    from decoders.meg_retrieval import retrieval_curve, tmax_of
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "meg.onnx"
@@ -135,11 +137,11 @@ def _replay_curve(model, rec, names: list[str], bank: np.ndarray) -> dict:
 
 def latency(args: argparse.Namespace) -> dict:
     import torch
+    from bci.decoders.meg_retrieval import BrainModuleConfig, MEGRetrieval
 
+    from bci.datasets.meg import Montage, make_meg_info
     from bci.decoder import OnnxDecoder
     from bci.spec import write_spec
-    from decoders.meg_retrieval import BrainModuleConfig, MEGRetrieval
-    from devices.meg import Montage, make_meg_info
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)

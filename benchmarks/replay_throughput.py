@@ -15,8 +15,8 @@ from pathlib import Path
 
 from eegnet_session import N_CHANNELS, SFREQ, session, write_model
 
+from bci.datasets.synthetic import make_recording
 from bci.runner import run_replay
-from devices.synthetic import make_recording
 
 
 def main() -> None:

@@ -28,8 +28,9 @@ WINDOWS = (1.0, 2.0)
 def export_windows(data: Path, out: Path) -> None:
     from dataclasses import replace
 
+    from bci.decoders.training import _prepare, load_windows
+
     from bci.session import SessionConfig
-    from decoders.training import _prepare, load_windows
 
     config = SessionConfig.load(REPO / "examples" / "ssvep-exo.toml")
     arrays = {}
@@ -48,8 +49,7 @@ def export_windows(data: Path, out: Path) -> None:
 
 def run(windows: Path, *, device: str, epochs: int, fine_tune_epochs: int) -> list[dict]:
     import torch
-
-    from decoders.ssvep_dnn import SSVEPDNNClassifier
+    from bci.decoders.ssvep_dnn import SSVEPDNNClassifier
 
     torch.manual_seed(0)
     z = np.load(windows)

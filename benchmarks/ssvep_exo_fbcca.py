@@ -13,11 +13,11 @@ import os
 from pathlib import Path
 
 import numpy as np
+from bci.devices.files import read_recording
 
 from bci.metrics import itr_bits_per_min
 from bci.runner import run_replay
 from bci.session import SessionConfig
-from devices.files import read_recording
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,11 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from bci.decoders.base import check_windows
 from onnx import TensorProto, helper, numpy_helper
 from scipy import linalg
 from sklearn.base import BaseEstimator, TransformerMixin
-
-from decoders.base import check_windows
 
 #: Added to every filtered variance: a flat window (the runtime zeroes non-finite
 #: samples) then gives equal features instead of log(0/0) = NaN. Far below the variance

@@ -16,14 +16,13 @@ from typing import Any
 
 import numpy as np
 import onnx
+from bci.decoders.base import OPSET, check_windows
+from bci.decoders.csp import CSP, append_csp, check_labels, log_relative_variance
 from onnx import TensorProto, helper, numpy_helper
 from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.feature_selection import mutual_info_classif
-
-from decoders.base import OPSET, check_windows
-from decoders.csp import CSP, append_csp, check_labels, log_relative_variance
 
 FB_BANDS = ((4, 8), (8, 12), (12, 16), (16, 20), (20, 24), (24, 28), (28, 32), (32, 36),
             (36, 40))
@@ -99,7 +98,7 @@ class CSPLDA(ClassifierMixin, BaseEstimator):
     filter_order : int
         Butterworth prototype order of the band-pass.
     n_components, multiclass, reg
-        Passed to :class:`decoders.csp.CSP`.
+        Passed to :class:`bci.decoders.csp.CSP`.
 
     Attributes
     ----------
@@ -196,7 +195,7 @@ class FBCSP(ClassifierMixin, BaseEstimator):
     random_state : int | None
         Seed of the noise ``mutual_info_classif`` adds to break ties.
     reg : float | None
-        CSP covariance shrinkage in every band (see :class:`decoders.csp.CSP`).
+        CSP covariance shrinkage in every band (see :class:`bci.decoders.csp.CSP`).
 
     Attributes
     ----------

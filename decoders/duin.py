@@ -75,13 +75,12 @@ import numpy as np
 import onnx
 import torch
 import torch.nn.functional as F
+from bci.decoders.base import check_windows, encode_labels
+from bci.decoders.torch_classifier import seeded
+from bci.decoders.torch_export import export_module
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
-
-from decoders.base import check_windows, encode_labels
-from decoders.torch_classifier import seeded
-from decoders.torch_export import export_module
 
 #: Pre-training options of :class:`DuINClassifier` (the paper's ablations).
 PRETRAIN = ("vqvae+mae", "vqvae", "none")
@@ -304,7 +303,7 @@ class FrontEnd(nn.Module):
     Parameters
     ----------
     matrix : ndarray, shape (n_out, n_in) | None
-        Bipolar matrix (``devices.seeg.bipolar_matrix``); ``None`` passes channels on.
+        Bipolar matrix (``bci.datasets.seeg.bipolar_matrix``); ``None`` passes channels on.
     mean, std : ndarray, shape (n_out,) | None
         Channel statistics for ``mode="fit"``.
     mode : "fit" | "window"
@@ -1018,7 +1017,7 @@ class DuINClassifier(ClassifierMixin, BaseEstimator):
         else whatever ``X`` holds. Needed for :meth:`decoder_spec`; with ``bipolar`` and
         no ``ch_names``, the contacts of the pairs in order of appearance.
     bipolar : sequence of (str, str) | None
-        (anode, cathode) pairs among ``ch_names`` (e.g. ``devices.seeg.bipolar_pairs``);
+        (anode, cathode) pairs among ``ch_names`` (e.g. ``bci.datasets.seeg.bipolar_pairs``);
         the derivation becomes the first, fixed layer of the network. ``None``: ``X`` is
         used as given (already bipolar, or another montage).
     zscore : "fit" | "window"
@@ -1169,7 +1168,7 @@ class DuINClassifier(ClassifierMixin, BaseEstimator):
                                  f"{config.n_times} samples, found {w.shape}")
         matrix = None
         if self.bipolar is not None:
-            from devices.seeg import bipolar_matrix
+            from bci.datasets.seeg import bipolar_matrix
 
             matrix = bipolar_matrix(names, [tuple(p) for p in self.bipolar])
         derived = X if matrix is None else np.einsum("pc,nct->npt", matrix, X)

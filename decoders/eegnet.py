@@ -35,9 +35,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from bci.decoders.torch_classifier import TorchClassifier
 from torch import nn
-
-from decoders.torch_classifier import TorchClassifier
 
 #: Pooling of the two blocks: the window must hold at least their product in samples.
 POOL1, POOL2 = 4, 8
@@ -127,14 +126,14 @@ class EEGNetClassifier(TorchClassifier):
     kernel_length : int | None
         Temporal kernel; default half the model's rate, ``round(sfreq / decimation / 2)``.
     epochs, lr, weight_decay, batch_size, validation_fraction, patience, scale, seed,
-    device : see :class:`decoders.torch_classifier.TorchClassifier`
+    device : see :class:`bci.decoders.torch_classifier.TorchClassifier`
         Lawhern et al. trained 500 epochs with Adam at its default rate and kept the
         weights with the lowest validation loss.
 
     Attributes
     ----------
     classes_, module_, input_shape_, history_, best_epoch_
-        As in :class:`~decoders.torch_classifier.TorchClassifier`; ``module_.net`` is
+        As in :class:`~bci.decoders.torch_classifier.TorchClassifier`; ``module_.net`` is
         the :class:`EEGNet`.
 
     Notes

@@ -57,7 +57,7 @@ A federation round at a site is ``set_shared(global)`` → ``fit(X, y)`` (``epoc
 local epochs, warm start) → ``get_shared()`` to the server, which forms
 :func:`weighted_average`; at the end each site takes the final average,
 ``refresh_statistics(X)`` and exports. On the planted sites of
-:mod:`devices.planted_sites` (10 training trials at one site, 60 at two others), 10
+:mod:`bci.datasets.planted_sites` (10 training trials at one site, 60 at two others), 10
 rounds of one epoch (three at the small site, batch 4) with ``lr=5e-3`` lift the small
 site from about 0.6 (alone) to about 0.95 (see ``benchmarks/fleeg_sites.py``).
 """
@@ -79,14 +79,14 @@ import mne
 import numpy as np
 import onnx
 import torch
+from bci.decoders.base import check_windows, encode_labels
+from bci.decoders.torch_classifier import PREDICT_BATCH, Scale, apply_max_norm
+from bci.decoders.torch_export import export_module
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from bci.spec import DecoderSpec, WindowSpec, write_spec
-from decoders.base import check_windows, encode_labels
-from decoders.torch_classifier import PREDICT_BATCH, Scale, apply_max_norm
-from decoders.torch_export import export_module
 
 log = logging.getLogger(__name__)
 
@@ -910,7 +910,7 @@ class FLEEGClassifier(ClassifierMixin, BaseEstimator):
             The site's channels, in the order of the windows' rows.
         preprocessing : list of dict | None
             The runtime nodes the training windows went through (e.g.
-            :attr:`devices.planted_sites.SiteData.preprocessing`).
+            :attr:`bci.datasets.planted_sites.SiteData.preprocessing`).
         tmin, tmax : float
             The epoch, in seconds after the cue; ``tmax`` defaults to
             ``tmin + n_times / sfreq``.

@@ -3,7 +3,7 @@ Défossez, Caucheteux, Rapin, Kabeli & King (Nat. Mach. Intell. 2023).
 
 A window of MEG around an image onset (−0.5 … 1.0 s at 120 Hz, 180 samples) is mapped
 to an embedding of the image by a pretrained vision model (CLIP or DINOv2; here read
-from ``.npy`` files, see :mod:`devices.meg`); the image is then retrieved among a bank of
+from ``.npy`` files, see :mod:`bci.datasets.meg`); the image is then retrieved among a bank of
 candidates by cosine similarity.
 
 Brain module (:class:`BrainModule`), for windows ``(batch, n_sensors, n_times)``:
@@ -36,7 +36,7 @@ dimension (so that λ means the same whatever the embedding's scale). Retrieval 
 CLIP head, as in the paper; the MSE head is what an image generator would be fed.
 
 Preprocessing (baseline over the 0.5 s before onset, robust scaling per channel fitted
-on the training windows, clamping at ±20; see :mod:`devices.meg`) is applied to the
+on the training windows, clamping at ±20; see :mod:`bci.datasets.meg`) is applied to the
 training windows in numpy and sits as fixed layers at the front of the exported graph,
 so the runtime feeds the network band-passed, decimated windows in tesla and needs to
 know nothing about it.
@@ -58,7 +58,7 @@ Sensor kinds are an extension: Défossez et al.'s MEG data sets had one sensor t
 and KIT axial gradiometers), so one query per virtual channel sufficed. On Elekta/MEGIN
 systems a magnetometer and two planar gradiometers share each location; with one query
 they would get the same weight in every virtual channel. Here each kind has its own
-queries (:data:`devices.meg.KINDS`); with one kind this is exactly the published layer.
+queries (:data:`bci.datasets.meg.KINDS`); with one kind this is exactly the published layer.
 
 Exported graph (:meth:`MEGRetrieval.to_onnx`): one subject's montage, its positions
 baked in as the softmax weights they produce, input ``(batch, n_sensors, n_times)`` in
@@ -80,13 +80,13 @@ import numpy as np
 import onnx
 import torch
 import torch.nn.functional as F
+from bci.decoders.torch_classifier import BestEpoch, seeded
+from bci.decoders.torch_export import export_module
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from decoders.torch_classifier import BestEpoch, seeded
-from decoders.torch_export import export_module
-from devices.meg import (
+from bci.datasets.meg import (
     CLAMP,
     EPOCH_TMAX,
     EPOCH_TMIN,
@@ -647,9 +647,9 @@ class MEGRetrieval(_WindowsMixin, BaseEstimator):
     subjects_ : list
         Subject labels, in the order of the subject layers.
     montages_ : dict
-        Subject → :class:`devices.meg.Montage`.
+        Subject → :class:`bci.datasets.meg.Montage`.
     scalers_ : dict
-        Subject → fitted :class:`devices.meg.RobustClamp`.
+        Subject → fitted :class:`bci.datasets.meg.RobustClamp`.
     n_times_, embedding_dim_ : int
     y_mean_, y_std_ : ndarray, shape (F,)
         Standardisation of the MSE head's targets.
@@ -757,7 +757,7 @@ class MEGRetrieval(_WindowsMixin, BaseEstimator):
         subjects : array-like, shape (n_windows,) | None
             Subject of each window (any hashable labels); default one subject.
         positions : Montage | ndarray (n_sensors, 2) | mapping subject → either
-            Each subject's sensors (:meth:`devices.meg.Montage.from_info`); a bare
+            Each subject's sensors (:meth:`bci.datasets.meg.Montage.from_info`); a bare
             array means 2-D positions of sensors of one kind.
         groups : array-like, shape (n_windows,) | None
             Image identity of each window; default the distinct rows of ``Y``. Windows
@@ -1117,7 +1117,7 @@ class RidgeRetrieval(_WindowsMixin, BaseEstimator):
 
     Attributes
     ----------
-    scaler_ : devices.meg.RobustClamp
+    scaler_ : bci.datasets.meg.RobustClamp
     ridge_ : sklearn.linear_model.RidgeCV
     alpha_ : float
     n_sensors_, n_times_ : int
@@ -1188,7 +1188,7 @@ def train_retrieval(
     """Fit :class:`MEGRetrieval` on recordings of one subject and write its ``.onnx``.
 
     Epochs are cut at each marker that names an image of ``bank`` (and of ``images``,
-    when given) by :func:`devices.meg.meg_epochs` — the live loop's own chain and
+    when given) by :func:`bci.datasets.meg.meg_epochs` — the live loop's own chain and
     windower — and regressed onto that image's embedding. The model is exported in its
     embedding form with the bank's folder in its spec (relative to ``output``), so
     ``bci run``/``bci replay`` rank each window against the bank.
@@ -1201,10 +1201,11 @@ def train_retrieval(
     import os
     import time
 
+    from bci.devices.files import read_recording
+
+    from bci.datasets.meg import load_embedding_bank, meg_epochs
     from bci.spec import write_spec
     from bci.training_data import TrainingError
-    from devices.files import read_recording
-    from devices.meg import load_embedding_bank, meg_epochs
 
     if not paths:
         raise TrainingError("meg-retrieval: expected at least one recording to train on")

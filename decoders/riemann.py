@@ -3,7 +3,7 @@
 :class:`RiemannMDM` (minimum distance to the Riemannian class means) and
 :class:`TangentSpaceLR` (logistic regression in the tangent space at the Riemannian mean)
 are the reference pipelines of MOABB and of most SSVEP and motor-imagery benchmarks. They
-follow the decoder contract of :mod:`decoders.base` so that the same windows and the same
+follow the decoder contract of :mod:`bci.decoders.base` so that the same windows and the same
 cross-validation score them next to the exported decoders, but they are **not served
 live**: both need a matrix square root, logarithm or eigendecomposition per window, which
 ONNX has no operator for, and pyriemann has no ONNX export, so :meth:`to_onnx` raises
@@ -16,12 +16,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from bci.decoders.base import check_windows
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.utils.validation import check_is_fitted
-
-from decoders.base import check_windows
 
 
 class _CovarianceClassifier(ClassifierMixin, BaseEstimator):
@@ -143,7 +142,7 @@ class _CovarianceClassifier(ClassifierMixin, BaseEstimator):
             f"{type(self).__name__} cannot be exported to ONNX: it needs a matrix "
             "eigendecomposition/logarithm per window (no ONNX operator) and pyriemann has "
             "no ONNX export. It is an offline evaluation baseline, not served live; "
-            "export TRCA/eTRCA (decoders.trca) or serve FBCCA instead"
+            "export TRCA/eTRCA (bci.decoders.trca) or serve FBCCA instead"
         )
 
 

@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from bci.decoders.base import check_windows
+from bci.decoders.csp import CSP, check_labels
 from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
 from bci.spec import DecoderSpec, write_spec
-from decoders.base import check_windows
-from decoders.csp import CSP, check_labels
 
 
 class QNetwork(nn.Module):
@@ -189,7 +189,7 @@ class RLEEGNet(ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     classes_ : ndarray, shape (n_classes,)
-    csp_ : decoders.csp.CSP
+    csp_ : bci.decoders.csp.CSP
         One-versus-rest CSP fitted on the training trials; :meth:`adapt` keeps it.
     module_ : QNetwork
         The online network; ``module_(x)`` maps band-passed windows (batch, n_channels,
@@ -334,7 +334,7 @@ class RLEEGNet(ClassifierMixin, BaseEstimator):
 
     def to_onnx(self) -> Any:
         """The network (CSP projection included) as ONNX: ``x`` (batch, C, T) → probabilities."""
-        from decoders.torch_export import export_module
+        from bci.decoders.torch_export import export_module
 
         self._check_fitted()
         return export_module(self.module_, self.input_shape_)
@@ -581,7 +581,7 @@ class OnlineAdapter:
         -------
         path : Path
         """
-        from decoders.torch_export import export_module
+        from bci.decoders.torch_export import export_module
 
         classes = [str(c) for c in self.decoder.classes_]
         if list(spec.classes) != classes:

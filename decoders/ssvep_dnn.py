@@ -53,10 +53,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from bci.decoders.torch_classifier import TorchClassifier
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
-
-from decoders.torch_classifier import TorchClassifier
 
 #: Upper edge of every sub-band in the paper, Hz.
 PAPER_HIGH = 90.0
@@ -172,14 +171,14 @@ class SSVEPDNNClassifier(TorchClassifier):
         Mini-batch of the second stage; ``None`` (the paper) uses all the subject's
         windows at once.
     epochs, lr, weight_decay, batch_size, validation_fraction, patience, scale, seed,
-    device : see :class:`decoders.torch_classifier.TorchClassifier`
+    device : see :class:`bci.decoders.torch_classifier.TorchClassifier`
         Defaults are the paper's first stage: 1000 epochs, 1e-4, 1e-3, 100, no early
         stopping. The learning rate and L2 apply to both stages.
 
     Attributes
     ----------
     classes_, module_, input_shape_, history_, best_epoch_
-        As in :class:`~decoders.torch_classifier.TorchClassifier`; ``module_.net`` is
+        As in :class:`~bci.decoders.torch_classifier.TorchClassifier`; ``module_.net`` is
         the :class:`SSVEPDNN`.
     fine_tuned_ : bool
         Whether this estimator came out of :meth:`fine_tune`.

@@ -3,7 +3,7 @@
 :class:`TorchClassifier` holds what EEGNet, the SSVEP DNN and their kin share: label
 handling, input checks, a seeded Adam training loop with optional early stopping on a
 validation split carved from the training windows, batched prediction, and export to
-ONNX through :func:`decoders.torch_export.export_module`. A subclass only builds its
+ONNX through :func:`bci.decoders.torch_export.export_module`. A subclass only builds its
 network (:meth:`TorchClassifier._build_module`) and declares its preprocessing.
 
 Windows arrive in volts, like for every decoder; the network sees microvolts. The
@@ -23,12 +23,11 @@ from typing import Any, ClassVar
 import numpy as np
 import onnx
 import torch
+from bci.decoders.base import check_windows, encode_labels
+from bci.decoders.torch_export import export_module
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
-
-from decoders.base import check_windows, encode_labels
-from decoders.torch_export import export_module
 
 #: Windows per forward pass in :meth:`TorchClassifier.predict_proba` and validation.
 PREDICT_BATCH = 256
@@ -371,7 +370,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         model : onnx.ModelProto
             Input ``"x"`` of shape ``("batch", *input_shape_)`` in volts, output
             ``"probabilities"`` of shape ``(batch, n_classes)`` in the order of
-            ``classes_``; see :func:`decoders.torch_export.export_module`.
+            ``classes_``; see :func:`bci.decoders.torch_export.export_module`.
         """
         check_is_fitted(self, "module_")
         head = nn.Sequential(self.module_, nn.Softmax(dim=-1))

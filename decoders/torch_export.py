@@ -7,7 +7,7 @@ opset and the checks.
 The exporter is torch's dynamo-based one (``torch.onnx.export(..., dynamo=True)``,
 which needs ``onnxscript``): it traces the module with ``torch.export`` and translates
 the ATen graph with onnxscript. Its lowest implemented opset is 18, so a request for
-:data:`decoders.base.OPSET` (17) would go through onnx's version converter, which has
+:data:`bci.decoders.base.OPSET` (17) would go through onnx's version converter, which has
 no down-adapter for operators such as ``Pad`` and then silently leaves the model at 18.
 The graphs are therefore exported at ``max(OPSET, 18)`` — opset 18 in practice, which
 every onnxruntime this project supports (≥ 1.18) runs.
@@ -24,8 +24,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import onnx
 import torch
-
-from decoders.base import OPSET
+from bci.decoders.base import OPSET
 
 #: Lowest opset the dynamo exporter has translations for (checked with torch 2.11, 2.13).
 DYNAMO_MIN_OPSET = 18

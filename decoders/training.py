@@ -30,56 +30,56 @@ SPLITS = ("cross-session", "leave-one-block-out", "k-fold")
 
 
 def _fbcca(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-    from decoders.fbcca import FBCCAClassifier
+    from bci.decoders.fbcca import FBCCAClassifier
 
     return FBCCAClassifier(sfreq=sfreq, frequencies=t.frequencies, **opts)
 
 
 def _trca(ensemble: bool) -> Callable[[TrainingConfig, float, dict], Any]:
     def build(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-        from decoders.trca import TRCA
+        from bci.decoders.trca import TRCA
 
         return TRCA(sfreq=sfreq, ensemble=ensemble, **opts)
     return build
 
 
 def _ssvep_dnn(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-    from decoders.ssvep_dnn import SSVEPDNNClassifier
+    from bci.decoders.ssvep_dnn import SSVEPDNNClassifier
 
     return SSVEPDNNClassifier(sfreq=sfreq, **{"seed": t.seed, **opts})
 
 
 def _csp_lda(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-    from decoders.csp_lda import CSPLDA
+    from bci.decoders.csp_lda import CSPLDA
 
     return CSPLDA(sfreq=sfreq, **opts)
 
 
 def _fbcsp(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-    from decoders.csp_lda import FBCSP
+    from bci.decoders.csp_lda import FBCSP
 
     return FBCSP(sfreq=sfreq, **{"random_state": t.seed, **opts})
 
 
 def _eegnet(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-    from decoders.eegnet import EEGNetClassifier
+    from bci.decoders.eegnet import EEGNetClassifier
 
     return EEGNetClassifier(sfreq=sfreq, **{"seed": t.seed, **opts})
 
 
 def _rl_eegnet(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-    from decoders.rl_eegnet import RLEEGNet
+    from bci.decoders.rl_eegnet import RLEEGNet
 
     return RLEEGNet(sfreq=sfreq, **{"seed": t.seed, **opts})
 
 
 def _duin(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-    from decoders.duin import DuINClassifier
+    from bci.decoders.duin import DuINClassifier
 
     bipolar = opts.pop("bipolar", None)
     ch_names = t.ch_names
     if bipolar is True:  # neighbouring contacts of each shaft, from the contacts' names
-        from devices.seeg import bipolar_pairs
+        from bci.datasets.seeg import bipolar_pairs
 
         if not ch_names:
             raise TrainingError("training.decoders.duin.bipolar = true needs the contacts: "
@@ -97,7 +97,7 @@ def _duin(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
 
 
 def _mdm(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-    from decoders.riemann import RiemannMDM
+    from bci.decoders.riemann import RiemannMDM
 
     if t.paradigm == "ssvep" and "bands" not in opts:
         # MOABB's SSVEP-exo pipeline: narrow bands around each stimulation frequency
@@ -106,7 +106,7 @@ def _mdm(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
 
 
 def _ts_lr(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-    from decoders.riemann import TangentSpaceLR
+    from bci.decoders.riemann import TangentSpaceLR
 
     return TangentSpaceLR(sfreq=sfreq, **opts)
 
@@ -188,7 +188,7 @@ def decoder_spec(name: str, estimator: Any, config: SessionConfig, info: mne.Inf
 def load_windows(config: SessionConfig, spec: DecoderSpec,
                  paths: Sequence[str | Path]) -> TrainingWindows:
     """Labelled windows of every recording in ``paths``, cut by the live code."""
-    from devices.files import read_recording
+    from bci.devices.files import read_recording
 
     parts = []
     for i, path in enumerate(paths):
@@ -200,7 +200,7 @@ def load_windows(config: SessionConfig, spec: DecoderSpec,
 
 
 def _prepare(name: str, config: SessionConfig, first: str | Path):
-    from devices.files import read_recording
+    from bci.devices.files import read_recording
 
     rec = read_recording(first)
     estimator = make_decoder(name, config, float(rec.info["sfreq"]))
@@ -237,7 +237,7 @@ def train(config: SessionConfig, name: str, paths: Sequence[str | Path], *,
         if bank is None:
             raise TrainingError("meg-retrieval learns image embeddings: give the bank folder "
                                 "with --bank DIR (one .npy embedding per image)")
-        from decoders.meg_retrieval import train_retrieval
+        from bci.decoders.meg_retrieval import train_retrieval
 
         t = training_config(config)
         events = config.window.events

@@ -20,13 +20,12 @@ from typing import Any
 
 import numpy as np
 import onnx
+from bci.decoders.base import OPSET, check_windows
+from bci.decoders.fbcca import chen_bands
 from onnx import TensorProto, helper, numpy_helper
 from scipy import linalg
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
-
-from decoders.base import OPSET, check_windows
-from decoders.fbcca import chen_bands
 
 #: Ridge added to ``Q``, relative to its mean eigenvalue: keeps the generalised
 #: eigenproblem solvable when channels are linearly dependent (e.g. average reference)

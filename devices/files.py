@@ -1,4 +1,4 @@
-"""Read a recorded file into a :class:`~devices.recording.Recording`.
+"""Read a recorded file into a :class:`~bci.devices.recording.Recording`.
 
 Two families of files are read:
 
@@ -41,10 +41,10 @@ from pathlib import Path
 
 import mne
 import numpy as np
+from bci.devices.recording import Recording, RecordingError
+from bci.devices.units import volt_factor
 
 from bci.chunk import Markers
-from devices.recording import Recording, RecordingError
-from devices.units import volt_factor
 
 logger = logging.getLogger(__name__)
 

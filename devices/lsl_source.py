@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import mne
 import numpy as np
+from bci.devices.units import volt_factor
 
 from bci.chunk import FLAG_GAP, Chunk, Markers
 from bci.lslconfig import get_pylsl
-from devices.units import volt_factor
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import mne
 import numpy as np
+from bci.devices.files import read_recording
+from bci.devices.recording import Recording, RecordingError
 
 from bci.lslconfig import get_pylsl
-from devices.files import read_recording
-from devices.recording import Recording, RecordingError
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class FilePlayer:
     Parameters
     ----------
     source : Recording | str | Path
-        The recording, or a file for :func:`devices.files.read_recording`.
+        The recording, or a file for :func:`bci.devices.files.read_recording`.
     name : str | None
         Data stream name; default the file's stem (``"session1_raw"``).
     marker_name : str | None
@@ -74,7 +74,7 @@ class FilePlayer:
     loop : bool
         Start over at the end, forever (until :meth:`stop`).
     stream, events : str | None
-        Passed to :func:`~devices.files.read_recording` when ``source`` is a file.
+        Passed to :func:`~bci.devices.files.read_recording` when ``source`` is a file.
     source_id : str | None
         LSL source_id of the data stream; default derived from the file name. The
         marker stream gets ``source_id + "-markers"``.

@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from bci.devices.lsl_source import StreamNotFoundError, describe_streams
+from bci.devices.xdf import XDFWriter
 
 from bci.lslconfig import get_pylsl
-from devices.lsl_source import StreamNotFoundError, describe_streams
-from devices.xdf import XDFWriter
 
 log = logging.getLogger(__name__)
 
@@ -672,7 +672,7 @@ def _handle_signals(stop: threading.Event) -> Callable[[], None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m devices.recorder``: the same as ``bci record``."""
+    """``python -m bci.devices.recorder``: the same as ``bci record``."""
     parser = argparse.ArgumentParser(prog="bci record")
     add_arguments(parser)
     args = parser.parse_args(argv)

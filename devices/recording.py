@@ -53,7 +53,7 @@ class Recording:
     def to_raw(self) -> mne.io.RawArray:
         """The recording as an MNE Raw, its markers as annotations (onsets from sample 0).
 
-        Save it with ``raw.save("name_raw.fif")``; :func:`devices.files.read_recording`
+        Save it with ``raw.save("name_raw.fif")``; :func:`bci.devices.files.read_recording`
         reads it back with the same markers.
         """
         raw = mne.io.RawArray(self.data.astype(np.float64), self.info.copy(), verbose="error")

@@ -1,4 +1,4 @@
-"""A simulated amplifier: :class:`~devices.synthetic.SyntheticEEG` streamed over LSL in
+"""A simulated amplifier: :class:`~bci.datasets.synthetic.SyntheticEEG` streamed over LSL in
 real time (``bci simulate``).
 
 Two outlets: the EEG (float32, type ``"EEG"``, channel labels, units and types in the
@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from bci.datasets.synthetic import DEFAULT_SFREQ, MI_CLASSES, PARADIGMS, SyntheticEEG
 from bci.lslconfig import get_pylsl
-from devices.synthetic import DEFAULT_SFREQ, MI_CLASSES, PARADIGMS, SyntheticEEG
 
 DEFAULT_NAME = "bci-sim-eeg"
 DEFAULT_MARKER_NAME = "bci-sim-markers"
@@ -69,7 +69,7 @@ class SimulatedAmplifier:
         source's labels) place the responses; the source is built (or must be) with
         ``external_cues=True``. ``None`` (default) keeps the source's own schedule.
     **synthetic_options
-        Keyword options of :class:`~devices.synthetic.SyntheticEEG` (paradigm,
+        Keyword options of :class:`~bci.datasets.synthetic.SyntheticEEG` (paradigm,
         ch_names, n_channels, sfreq, seed, frequencies, line_freq …).
 
     Examples
@@ -321,7 +321,7 @@ class SimulatedAmplifier:
 
 # -- a separate process ----------------------------------------------------------------
 def spawn(*, timeout: float = 20.0, **options: Any) -> subprocess.Popen:
-    """Start ``python -m devices.simulated_amplifier`` and wait until it streams.
+    """Start ``python -m bci.devices.simulated_amplifier`` and wait until it streams.
 
     Parameters
     ----------
@@ -342,7 +342,7 @@ def spawn(*, timeout: float = 20.0, **options: Any) -> subprocess.Popen:
     RuntimeError
         If the process exits, or its stream cannot be resolved, within ``timeout``.
     """
-    argv = [sys.executable, "-m", "devices.simulated_amplifier", *_options_to_argv(options)]
+    argv = [sys.executable, "-m", "bci.devices.simulated_amplifier", *_options_to_argv(options)]
     name = options.get("name", DEFAULT_NAME)
     pylsl = get_pylsl()  # sets LSLAPICFG, which the child inherits
     errors = tempfile.TemporaryFile()

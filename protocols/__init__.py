@@ -8,6 +8,6 @@ modules are imported when used.
 
 #: ``bci protocol NAME`` → module implementing ``load(path, simulate=)`` and ``run(...)``.
 PROTOCOLS = {
-    "ssvep-speller": "protocols.ssvep_speller",
-    "mi-feedback": "protocols.mi_feedback",
+    "ssvep-speller": "bci.protocols.ssvep_speller",
+    "mi-feedback": "bci.protocols.mi_feedback",
 }

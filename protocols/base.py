@@ -2,7 +2,7 @@
 recording, the optional presentation hook, the simulated amplifier, and the summary.
 
 A protocol runs in three phases against one LSL EEG stream: calibration (cues only,
-recorded), training (``decoders.training.train`` on the calibration recording) and
+recorded), training (``bci.decoders.training.train`` on the calibration recording) and
 online runs (the runtime's own :class:`~bci.pipeline.Pipeline` on the live stream,
 recorded with its decisions). Every recording is an XDF file that ``bci replay`` reads,
 written beside the session TOML and the trained ``.onnx`` it was decoded with.
@@ -138,7 +138,7 @@ def require(condition: bool, message: str) -> None:
 class Hooks:
     """Presentation of stimuli and feedback; every method is optional and a no-op here.
 
-    A GUI (:mod:`protocols.presentation`) passes an object with any of these methods.
+    A GUI (:mod:`bci.protocols.presentation`) passes an object with any of these methods.
     They are called from the protocol's threads and must return quickly (a GUI queues
     them to its own thread), except :meth:`stimulate`, which blocks until the
     stimulation's first frame is on screen.
@@ -236,7 +236,7 @@ class Acquisition:
     """
 
     def __init__(self, stream: str, *, resolve_timeout: float = 20.0) -> None:
-        from devices.lsl_source import LSLSource
+        from bci.devices.lsl_source import LSLSource
 
         self.source = LSLSource(name=stream, resolve_timeout=resolve_timeout)
         self.info = self.source.open()
@@ -390,7 +390,7 @@ class Simulator:
     (``"process"``, ``bci simulate --follow-markers``: default signal strength)."""
 
     def __init__(self, *, mode: str, follow: str, name: str, **options: Any) -> None:
-        from devices import simulated_amplifier as sim
+        from bci.devices import simulated_amplifier as sim
 
         self.name = name
         self._proc = self._amp = None
@@ -415,7 +415,7 @@ class Simulator:
                                f"{cues.name!r} within {timeout} s")
 
     def close(self) -> None:
-        from devices import simulated_amplifier as sim
+        from bci.devices import simulated_amplifier as sim
 
         if self._proc is not None:
             sim.stop_spawned(self._proc)

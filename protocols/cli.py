@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from protocols import PROTOCOLS
+from bci.protocols import PROTOCOLS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,13 +53,13 @@ def _want_gui(requested: bool | None) -> bool:
         return True
     if not has_qt:
         return False
-    from protocols.presentation import display_available
+    from bci.protocols.presentation import display_available
 
     return display_available()
 
 
 def run(args: argparse.Namespace) -> int:
-    from protocols.base import ProtocolConfigError
+    from bci.protocols.base import ProtocolConfigError
 
     mod = _module(args.name)
     try:
@@ -72,13 +72,13 @@ def run(args: argparse.Namespace) -> int:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             restore[sig] = signal.signal(sig, lambda *_: stop.set())
-    from protocols.base import output_dir
+    from bci.protocols.base import output_dir
 
     out = output_dir(args.output_dir, mod.NAME)
     try:
         gui = _want_gui(args.gui)
         if gui:
-            from protocols.presentation import ProtocolGUI
+            from bci.protocols.presentation import ProtocolGUI
 
             summary = ProtocolGUI(mod, config, simulate=args.simulate, out_dir=out,
                                   stop=stop).run()

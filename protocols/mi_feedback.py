@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from protocols import base
+from bci.protocols import base
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ DECODERS = ("csp-lda", "fbcsp", "eegnet", "rl-eegnet")
 
 
 def load(path=None, *, simulate: bool = False) -> dict:
-    from devices.synthetic import MI_CLASSES
+    from bci.datasets.synthetic import MI_CLASSES
 
     c = base.load_config(path, DEFAULTS, simulate=simulate)
     where = c["_path"] or "defaults"
@@ -133,7 +132,7 @@ class _Trials:
 def run(config: dict, *, hooks: Any = None, simulate: bool = False,
         out_dir: str | Path | None = None, stop: threading.Event | None = None) -> dict:
     """Calibrate, train and run the feedback runs; return the summary."""
-    from decoders.training import train
+    from bci.decoders.training import train
 
     t_start = time.monotonic()
     c = config

@@ -1,7 +1,7 @@
 """The protocols' windows: what the participant sees and what the operator watches.
 
-:class:`ProtocolGUI` runs a protocol (``protocols.ssvep_speller`` or
-``protocols.mi_feedback``) in a worker thread and its windows in the Qt (main) thread:
+:class:`ProtocolGUI` runs a protocol (``bci.protocols.ssvep_speller`` or
+``bci.protocols.mi_feedback``) in a worker thread and its windows in the Qt (main) thread:
 
 - the **participant's window**: the SSVEP speller (:class:`~bci.gui.speller.SpellerWindow`,
   the protocol's targets, frequencies and JFPM phases) or the motor-imagery feedback
@@ -10,7 +10,7 @@
   :class:`~bci.gui.feedback.DecoderPanel` (probabilities, rolling accuracy, latency
   histogram).
 
-The protocol sees them through its hooks (:class:`protocols.base.Hooks`), which only
+The protocol sees them through its hooks (:class:`bci.protocols.base.Hooks`), which only
 queue signals to the GUI thread, so acquisition and decoding never wait for a paint. The
 one exception is :meth:`QtHooks.stimulate`: the speller's cue marker is sent *on the
 first frame* of each stimulation, stamped with that frame's time, so the protocol's thread
@@ -170,7 +170,7 @@ class QtHooks(QObject):
             self._pending = {"label": label, "send": send, "done": done, "time": None}
         self.stim_requested.emit(label, float(at), float(duration))
         give_up = at + FIRST_FRAME_TIMEOUT
-        from protocols.base import clock
+        from bci.protocols.base import clock
 
         while not done.wait(0.02):
             if self.stop.is_set() or self.closed or clock() > give_up:

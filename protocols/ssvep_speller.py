@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from protocols import base
+from bci.protocols import base
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ GUI_LEAD = 0.05
 
 def load(path=None, *, simulate: bool = False) -> dict:
     """The validated settings of a speller file (or the defaults)."""
-    from devices.synthetic import ssvep_label
+    from bci.datasets.synthetic import ssvep_label
 
     c = base.load_config(path, DEFAULTS, simulate=simulate)
     sp, on, cal = c["speller"], c["online"], c["calibration"]
@@ -110,7 +109,7 @@ def windows_of(online: dict) -> list[float]:
 def run(config: dict, *, hooks: Any = None, simulate: bool = False,
         out_dir: str | Path | None = None, stop: threading.Event | None = None) -> dict:
     """Calibrate, train and spell; return the summary (see the module's docstring)."""
-    from decoders.training import train
+    from bci.decoders.training import train
 
     t_start = time.monotonic()
     c = config

@@ -1,7 +1,7 @@
 """Federated training across sites on Flower (Message API: ServerApp / ClientApp).
 
 Each site keeps its recordings and its site-specific layers on its own disk; only the
-shared layers of :class:`decoders.fleeg.FLEEGClassifier` travel, and the server
+shared layers of :class:`bci.decoders.fleeg.FLEEGClassifier` travel, and the server
 aggregates them with Flower's FedAvg after screening out non-finite or absurd updates.
 
 - :mod:`bci.federated.config` — federation and site TOML files

@@ -40,8 +40,8 @@ from bci.federated.sites import SiteFiles, load_site_data, site_files
 from bci.federated.strategy import ARRAYS, CONFIG, METRICS, SITE, UNIT_WEIGHT_KEY, WEIGHT_KEY
 
 if TYPE_CHECKING:
-    from decoders.fleeg import FLEEGClassifier
-    from devices.planted_sites import SiteData
+    from bci.datasets.planted_sites import SiteData
+    from bci.decoders.fleeg import FLEEGClassifier
 
 log = logging.getLogger("bci.federated")
 
@@ -101,7 +101,7 @@ def _local_epochs(site: SiteConfig, settings: dict[str, Any]) -> int:
 def _model(site: SiteConfig, train: SiteData, settings: dict[str, Any], *, epochs: int,
            files: SiteFiles | None) -> FLEEGClassifier:
     """The site's model, with its own layers from disk when it has any."""
-    from decoders.fleeg import FLEEGClassifier
+    from bci.decoders.fleeg import FLEEGClassifier
 
     kwargs = dict(settings["model"])
     if site.batch_size is not None:

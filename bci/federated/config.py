@@ -14,7 +14,7 @@ a simulation, the sites::
     workdir = "fl-run"        # relative to this file (default ./bci-fl-<file name>);
                               # a simulated site's folder is <workdir>/<site name>
 
-    [model]                   # decoders.fleeg.FLEEGClassifier keyword arguments
+    [model]                   # bci.decoders.fleeg.FLEEGClassifier keyword arguments
     batch_size = 16
     lr = 0.003
 
@@ -37,7 +37,7 @@ a simulation, the sites::
 
     [[site]]                  # one table per site
     name = "clinic-8ch"
-    kind = "planted"          # devices.planted_sites.make_site
+    kind = "planted"          # bci.datasets.planted_sites.make_site
     n_channels = 8
     sfreq = 128.0
     n_trials = 40
@@ -46,13 +46,13 @@ a simulation, the sites::
 
     [[site]]
     name = "eegbci"
-    kind = "eegbci"           # devices.planted_sites.load_eegbci_site
+    kind = "eegbci"           # bci.datasets.planted_sites.load_eegbci_site
     folder = "../../shared/data/MNE-eegbci-data"   # relative to this file; or $BCI_DATA
     subjects = [1]
 
     [[site]]
     name = "our-lab"
-    kind = "recordings"       # devices.planted_sites.load_recordings_site: own files
+    kind = "recordings"       # bci.datasets.planted_sites.load_recordings_site: own files
     files = ["rec/s01.xdf", "rec/s02.fif"]           # relative to this file
     events = { left_hand = "left", right_hand = "right" }   # marker → class
     tmin = 0.5

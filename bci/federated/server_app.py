@@ -41,7 +41,7 @@ RESULT_FILE = "result.json"
 
 def initial_shared(settings: dict[str, Any]) -> ArrayRecord:
     """Seeded initial shared arrays, keyed as :meth:`FLEEGClassifier.shared_keys`."""
-    from decoders.fleeg import FLEEGClassifier
+    from bci.decoders.fleeg import FLEEGClassifier
 
     clf = FLEEGClassifier(sfreq=128.0, epochs=0, seed=int(settings["seed"]),
                           **settings["model"])

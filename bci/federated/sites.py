@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from bci.federated.config import SiteConfig
 
 if TYPE_CHECKING:
-    from devices.planted_sites import SiteData
+    from bci.datasets.planted_sites import SiteData
 
 SITE_LAYERS = "site_layers.pt"
 ACCESS_LOG = "access.jsonl"
@@ -63,9 +63,9 @@ def load_site_data(site: SiteConfig) -> tuple[SiteData, SiteData]:
 
     Returns
     -------
-    train, test : devices.planted_sites.SiteData
+    train, test : bci.datasets.planted_sites.SiteData
     """
-    from devices.planted_sites import (
+    from bci.datasets.planted_sites import (
         load_eegbci_site,
         load_recordings_site,
         make_site,

@@ -1,6 +1,6 @@
 """A live multichannel scope of any LSL stream: ``bci scope STREAM``.
 
-:class:`ScopeWindow` reads a source (an :class:`~devices.lsl_source.LSLSource`, or
+:class:`ScopeWindow` reads a source (an :class:`~bci.devices.lsl_source.LSLSource`, or
 anything with ``.info`` and ``.pull(timeout)`` returning a :class:`~bci.chunk.Chunk` or
 ``None``) from a Qt timer, never blocking (pull timeout 0), into a ring buffer of the last
 ``seconds`` of data. Each frame draws one scrolling trace per channel, stacked with
@@ -566,7 +566,7 @@ def display_filters(bandpass: Sequence[float] | None,
 
 def run(args: argparse.Namespace) -> int:
     """Open the scope on a stream until its window closes (or save one screenshot)."""
-    from devices.lsl_source import LSLSource, MarkerSource, StreamNotFoundError
+    from bci.devices.lsl_source import LSLSource, MarkerSource, StreamNotFoundError
 
     if args.stream is None and args.type is None:
         print("bci scope: give a stream name or --type", file=sys.stderr)
