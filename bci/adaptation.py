@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from bci.decision import Decision
-from bci.decoder import ModelError, OnnxDecoder
+from bci.decoder import OnnxDecoder
+from bci.errors import ModelError
 from bci.windowing import Window
 
 log = logging.getLogger(__name__)

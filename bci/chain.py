@@ -15,10 +15,7 @@ from typing import Any, ClassVar
 import mne
 
 from bci.chunk import Chunk
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing or wrong; the message names the key."""
+from bci.errors import ConfigError
 
 
 class Node:

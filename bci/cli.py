@@ -243,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bci.lslconfig import configure_lsl
 
     configure_lsl(args.lsl_scope)
-    from bci.errors import USER_ERRORS
+    from bci.errors import BCIError
 
     try:
         if hasattr(args, "module"):
@@ -257,8 +257,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         return args.func(args)
-    except USER_ERRORS as err:
+    except BCIError as err:
         print(f"bci {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as err:
+        print(f"bci {args.command}: error: {err.filename or err}: no such file", file=sys.stderr)
         return 2
 
 

@@ -13,11 +13,8 @@ from typing import Any, Protocol
 import mne
 import numpy as np
 
-from bci.spec import SPEC_KEY, DecoderSpec, SpecError, WindowSpec
-
-
-class ModelError(ValueError):
-    """A decoder file cannot be loaded or does not fit what it declares."""
+from bci.errors import ModelError, SpecError
+from bci.spec import SPEC_KEY, DecoderSpec, WindowSpec
 
 
 class Decoder(Protocol):

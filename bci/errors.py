@@ -1,17 +1,51 @@
-"""The errors a user can cause and fix (bad files, configs, streams), shown without traces."""
+"""Every error a user can cause and fix, under one root: :class:`BCIError`.
+
+This module imports nothing, so every layer (core, plug-ins, apps) can raise these.
+The ``bci`` command prints any :class:`BCIError` as one line (``bci CMD: error: …``),
+never as a traceback; the message names the file or key, what was expected and what was
+found. Plug-ins subclass the closest class here for their own errors.
+"""
 
 from __future__ import annotations
 
-from bci.chain import ConfigError
-from bci.decoder import ModelError
-from bci.devices.lsl_source import StreamNotFoundError
-from bci.devices.recording import RecordingError
-from bci.pipeline import StreamMismatchError
-from bci.spatial import ChannelMismatchError
-from bci.spec import SpecError
-from bci.training_data import TrainingError
 
-USER_ERRORS: tuple[type[Exception], ...] = (
-    ConfigError, ModelError, SpecError, StreamMismatchError, ChannelMismatchError,
-    StreamNotFoundError, RecordingError, FileNotFoundError, TrainingError,
-)
+class BCIError(Exception):
+    """Root of every user-facing error of the runtime, its plug-ins and its apps."""
+
+
+class ConfigError(BCIError, ValueError):
+    """A configuration value (session, protocol, federated file) is missing or wrong;
+    the message names the key."""
+
+
+class SpecError(BCIError, ValueError):
+    """A decoder spec (the ``bci`` JSON in a model file) is missing a key or holds a
+    wrong value."""
+
+
+class ModelError(BCIError, ValueError):
+    """A decoder file cannot be loaded or does not fit what it declares."""
+
+
+class StreamMismatchError(BCIError, ValueError):
+    """The stream does not provide what the decoder expects (rate, channels, shape)."""
+
+
+class ChannelMismatchError(StreamMismatchError):
+    """Channels the chain needs are missing from the stream."""
+
+
+class StreamNotFoundError(BCIError, LookupError):
+    """No stream matched; the message lists what was found on this machine."""
+
+
+class RecordingError(BCIError, ValueError):
+    """A recording cannot be read: missing, truncated, corrupt, or not what was expected."""
+
+
+class TrainingError(BCIError, ValueError):
+    """The recordings cannot give training windows (no events, unknown labels…)."""
+
+
+class DeviceError(BCIError, RuntimeError):
+    """A device or a process the session depends on failed to start or stopped."""

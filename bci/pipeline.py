@@ -12,21 +12,18 @@ from pathlib import Path
 import mne
 import numpy as np
 
-from bci.chain import Chain, ConfigError
+from bci.chain import Chain
 from bci.chunk import Chunk, Markers
 from bci.decision import Decision
-from bci.decoder import Decoder, ModelError, OnnxDecoder, fbcca_decoder
+from bci.decoder import Decoder, OnnxDecoder, fbcca_decoder
+from bci.errors import ConfigError, ModelError, SpecError, StreamMismatchError
 from bci.filters import Decimate, FilterBank
 from bci.quality import NonFiniteGuard
 from bci.retrieval import CandidateBank, bank_folder, is_retrieval, top_k
 from bci.session import SessionConfig
 from bci.spatial import PickChannels
-from bci.spec import SpecError, WindowSpec
+from bci.spec import WindowSpec
 from bci.windowing import EpochWindower, SlidingWindower, Window
-
-
-class StreamMismatchError(ValueError):
-    """The stream does not provide what the decoder expects (rate, channels, shape)."""
 
 
 def _window_spec(config: SessionConfig, decoder_window: WindowSpec | None) -> WindowSpec:

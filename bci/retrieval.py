@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bci.chain import ConfigError
-from bci.decoder import ModelError
+from bci.errors import ConfigError, ModelError
 from bci.spec import DecoderSpec
 
 

@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bci.chain import Chain, ConfigError
+from bci.chain import Chain
+from bci.errors import ConfigError
 
 
 def _type_name(t: Any) -> str:

@@ -10,10 +10,7 @@ import numpy as np
 
 from bci.chain import Node
 from bci.chunk import Chunk
-
-
-class ChannelMismatchError(ValueError):
-    """The stream's channels do not provide what a node or decoder needs."""
+from bci.errors import ChannelMismatchError
 
 
 class PickChannels(Node):

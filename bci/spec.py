@@ -13,15 +13,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bci.errors import SpecError
+
 SPEC_KEY = "bci"
 SPEC_VERSION = 1
 PARADIGMS = ("ssvep", "mi", "erp", "seeg", "meg", "other")
 OUTPUTS = ("probabilities", "logits", "scores", "continuous", "embedding")
 WINDOW_MODES = ("sliding", "epoch")
 
-
-class SpecError(ValueError):
-    """A decoder specification is missing, malformed, or does not fit the data."""
 
 
 @dataclass(slots=True)

@@ -12,13 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bci.errors import TrainingError
 from bci.pipeline import Pipeline, replay_windows
 from bci.session import SessionConfig
 from bci.spec import DecoderSpec
-
-
-class TrainingError(ValueError):
-    """Training data or a training description is not usable (named in the message)."""
 
 
 class _SpecOnly:

@@ -1204,8 +1204,8 @@ def train_retrieval(
     from bci.devices.files import read_recording
 
     from bci.datasets.meg import load_embedding_bank, meg_epochs
+    from bci.errors import TrainingError
     from bci.spec import write_spec
-    from bci.training_data import TrainingError
 
     if not paths:
         raise TrainingError("meg-retrieval: expected at least one recording to train on")

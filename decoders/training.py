@@ -20,9 +20,10 @@ from typing import Any
 import mne
 import numpy as np
 
+from bci.errors import TrainingError
 from bci.session import SessionConfig, TrainingConfig
 from bci.spec import DecoderSpec, WindowSpec, write_spec
-from bci.training_data import TrainingError, TrainingWindows, extract_windows
+from bci.training_data import TrainingWindows, extract_windows
 
 log = logging.getLogger(__name__)
 

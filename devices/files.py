@@ -41,10 +41,11 @@ from pathlib import Path
 
 import mne
 import numpy as np
-from bci.devices.recording import Recording, RecordingError
+from bci.devices.recording import Recording
 from bci.devices.units import volt_factor
 
 from bci.chunk import Markers
+from bci.errors import RecordingError
 
 logger = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ import numpy as np
 from bci.devices.units import volt_factor
 
 from bci.chunk import FLAG_GAP, Chunk, Markers
+from bci.errors import StreamNotFoundError
 from bci.lslconfig import get_pylsl
 
 log = logging.getLogger(__name__)
@@ -25,9 +26,6 @@ log = logging.getLogger(__name__)
 MNE_TYPES = {"eeg", "eog", "ecg", "emg", "seeg", "ecog", "dbs", "mag", "grad", "stim",
              "misc", "resp", "bio", "fnirs_cw_amplitude"}
 
-
-class StreamNotFoundError(LookupError):
-    """No LSL stream matched; the message lists what was found on this machine."""
 
 
 @dataclass(slots=True)

@@ -29,8 +29,9 @@ from pathlib import Path
 import mne
 import numpy as np
 from bci.devices.files import read_recording
-from bci.devices.recording import Recording, RecordingError
+from bci.devices.recording import Recording
 
+from bci.errors import RecordingError
 from bci.lslconfig import get_pylsl
 
 logger = logging.getLogger(__name__)

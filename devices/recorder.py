@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from bci.devices.lsl_source import StreamNotFoundError, describe_streams
+from bci.devices.lsl_source import describe_streams
 from bci.devices.xdf import XDFWriter
 
+from bci.errors import StreamNotFoundError
 from bci.lslconfig import get_pylsl
 
 log = logging.getLogger(__name__)

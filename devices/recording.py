@@ -10,10 +10,6 @@ import numpy as np
 from bci.chunk import Chunk, Markers
 
 
-class RecordingError(ValueError):
-    """A recording cannot be read: missing, truncated, corrupt, or not what was expected."""
-
-
 @dataclass(slots=True)
 class Recording:
     """Continuous data with its channel metadata and markers.

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bci.errors import RecordingError
+
 #: Numeric channel formats and their little-endian dtypes.
 NUMERIC_FORMATS: dict[str, np.dtype] = {
     "float32": np.dtype("<f4"),
@@ -65,7 +67,7 @@ _MAX_PENDING = 1 << 23  # bytes held in memory before they go to the OS unasked
 _MAX_PADDING = 64  # boundary chunks tried before giving up on a safe placement
 
 
-class XDFError(ValueError):
+class XDFError(RecordingError):
     """A stream or a write does not fit what the XDF file declares."""
 
 

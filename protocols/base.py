@@ -24,13 +24,15 @@ from typing import Any
 
 import numpy as np
 
+from bci.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 #: Marker that ends the running stimulation / imagery (the simulator stops its response).
 END_MARKER = "end"
 
 
-class ProtocolConfigError(ValueError):
+class ProtocolConfigError(ConfigError):
     """A protocol file names an unknown key or gives a value of the wrong type."""
 
 

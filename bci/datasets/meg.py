@@ -73,6 +73,8 @@ import mne
 import numpy as np
 from mne.io.constants import FIFF
 
+from bci.errors import BCIError
+
 #: Rate the brain module sees (Défossez et al. 2023; Benchetrit et al. 2024), Hz.
 MEG_SFREQ = 120.0
 #: Epoch around image onset, seconds (Benchetrit et al. 2024).
@@ -89,7 +91,7 @@ HEAD_ORIGIN = (0.0, 0.0, 0.04)
 THETA_MAX = 2.0 * math.pi / 3.0
 
 
-class MEGError(ValueError):
+class MEGError(BCIError, ValueError):
     """An MEG recording, montage or embedding bank cannot be used as asked."""
 
 
@@ -374,9 +376,10 @@ def meg_epochs(
     -------
     MEGEpochs
     """
+    from bci.errors import TrainingError
     from bci.session import OutputsConfig, SessionConfig, SourceConfig, WindowConfig
     from bci.spec import DecoderSpec, WindowSpec
-    from bci.training_data import TrainingError, extract_windows
+    from bci.training_data import extract_windows
 
     montage = Montage.from_info(recording.info, picks)
     nodes = meg_preprocessing(recording.sfreq, l_freq=l_freq, h_freq=h_freq,

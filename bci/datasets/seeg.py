@@ -43,6 +43,8 @@ from typing import Any
 import mne
 import numpy as np
 
+from bci.errors import RecordingError
+
 #: Sampling rate Du-IN was published at; :func:`read_seeg_raw` resamples to it.
 SEEG_SFREQ = 1000.0
 #: Channel types treated as intracranial contacts.
@@ -53,7 +55,7 @@ _SEGMENT_PREFIXES = ("bad", "edge", "boundary", "new segment/")
 _CONTACT = re.compile(r"^(?P<shaft>.*\D)(?P<number>\d+)$")
 
 
-class SEEGError(ValueError):
+class SEEGError(RecordingError):
     """An intracranial recording cannot be used as asked (the message says why)."""
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from bci.chain import ConfigError
+from bci.errors import ConfigError
 from bci.federated.config import SiteConfig, load_site
 from bci.federated.sites import SiteFiles, load_site_data, site_files
 from bci.federated.strategy import ARRAYS, CONFIG, METRICS, SITE, UNIT_WEIGHT_KEY, WEIGHT_KEY

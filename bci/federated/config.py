@@ -72,7 +72,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bci.chain import ConfigError
+from bci.errors import ConfigError
 from bci.federated.certs import check_site_name
 from bci.session import _check, _no_unknown
 

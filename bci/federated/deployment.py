@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from bci.chain import ConfigError
+from bci.errors import ConfigError, DeviceError
 from bci.federated import QUIET_ENV
 from bci.federated.certs import read_key_list
 
@@ -50,7 +50,7 @@ log = logging.getLogger("bci.federated")
 CONNECTION = "bci"  # the name of the SuperLink connection in the Flower CLI's config
 
 
-class DeploymentError(RuntimeError):
+class DeploymentError(DeviceError):
     """A Flower process failed to start, or a run did not finish."""
 
 

@@ -566,7 +566,8 @@ def display_filters(bandpass: Sequence[float] | None,
 
 def run(args: argparse.Namespace) -> int:
     """Open the scope on a stream until its window closes (or save one screenshot)."""
-    from bci.devices.lsl_source import LSLSource, MarkerSource, StreamNotFoundError
+    from bci.devices.lsl_source import LSLSource, MarkerSource
+    from bci.errors import StreamNotFoundError
 
     if args.stream is None and args.type is None:
         print("bci scope: give a stream name or --type", file=sys.stderr)

@@ -8,7 +8,8 @@ from bci.decoders.training import train
 from streams import Player, make_marker_outlet, make_outlet
 
 from bci.datasets.synthetic import make_recording
-from bci.decoder import ModelError, OnnxDecoder
+from bci.decoder import OnnxDecoder
+from bci.errors import ModelError
 from bci.runner import run_live
 from bci.session import SessionConfig
 

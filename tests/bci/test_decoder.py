@@ -9,10 +9,11 @@ import pytest
 from bci.decoders.fbcca import FBCCA
 from bci.decoders.onnx_graphs import linear_softmax_model, linear_softmax_reference
 
-from bci.decoder import ModelError, OnnxDecoder
-from bci.pipeline import Pipeline, StreamMismatchError
+from bci.decoder import OnnxDecoder
+from bci.errors import ModelError, SpecError, StreamMismatchError
+from bci.pipeline import Pipeline
 from bci.session import SessionConfig
-from bci.spec import DecoderSpec, SpecError, WindowSpec, write_spec
+from bci.spec import DecoderSpec, WindowSpec, write_spec
 
 CH = ["C3", "Cz", "C4"]
 SFREQ = 128.0

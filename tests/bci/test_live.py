@@ -8,13 +8,12 @@ import time
 import numpy as np
 import pytest
 from bci.decoders.onnx_graphs import linear_softmax_model
-from bci.devices.lsl_source import StreamNotFoundError
 from bci.devices.recording import Recording
 from streams import Player, make_marker_outlet, make_outlet
 
 from bci.chunk import Markers
 from bci.decision import STAGES
-from bci.pipeline import StreamMismatchError
+from bci.errors import StreamMismatchError, StreamNotFoundError
 from bci.runner import run_live, run_replay
 from bci.session import SessionConfig
 from bci.spec import DecoderSpec, WindowSpec, write_spec

@@ -6,10 +6,10 @@ import mne
 import numpy as np
 import pytest
 
-from bci.chain import Chain, ConfigError, make_node
+from bci.chain import Chain, make_node
 from bci.chunk import FLAG_GAP, FLAG_NONFINITE, Chunk
+from bci.errors import ChannelMismatchError, ConfigError
 from bci.quality import NonFiniteGuard
-from bci.spatial import ChannelMismatchError
 
 SFREQ = 250.0
 CH = ["Fz", "Cz", "Pz", "Oz", "C3", "C4"]

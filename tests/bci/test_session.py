@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bci.chain import ConfigError
+from bci.errors import ConfigError
 from bci.session import SessionConfig
 
 GOOD = """

@@ -10,8 +10,9 @@ from bci.decoders.training import _folds, evaluate
 
 from bci.cli import main
 from bci.datasets.synthetic import make_recording
+from bci.errors import TrainingError
 from bci.session import SessionConfig
-from bci.training_data import TrainingError, TrainingWindows
+from bci.training_data import TrainingWindows
 
 SESSION = """
 [window]

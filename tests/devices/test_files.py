@@ -11,7 +11,8 @@ import mne
 import numpy as np
 import pytest
 from bci.devices.files import SUPPORTED_EXTENSIONS, read_recording
-from bci.devices.recording import RecordingError
+
+from bci.errors import RecordingError
 
 SFREQ = 250.0
 N_SAMPLES = 1500

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pyxdf
-from bci.devices.lsl_source import StreamNotFoundError
 from bci.devices.recorder import Recorder, SessionRecorder, StreamQuery
 from streams import Player, make_marker_outlet, make_outlet
 
+from bci.errors import StreamNotFoundError
 from bci.lslconfig import get_pylsl
 
 pylsl = get_pylsl()

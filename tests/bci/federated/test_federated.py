@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bci.chain import ConfigError
+from bci.errors import ConfigError
 from bci.federated.config import FederationConfig, load_site
 
 pytest.importorskip("flwr")
