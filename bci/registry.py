@@ -152,3 +152,5 @@ decoders = Registry("decoder")
 sources = Registry("source")
 #: Decision and recording sinks by kind (``[outputs]``).
 sinks = Registry("sink")
+#: Online adaptation of a served decoder (``[decoder] adapt = true``), by name.
+adapters = Registry("adapter")
