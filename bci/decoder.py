@@ -2,19 +2,26 @@
 
 ``Decoder.run(window)`` takes one window and returns the output vector: class
 probabilities in the order of ``spec.classes``, or a continuous output or embedding.
+Decoders served without a model file are found by name in :data:`bci.registry.decoders`
+(:func:`load_decoder`), never imported from :mod:`bci.decoders`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import mne
 import numpy as np
 
-from bci.errors import ModelError, SpecError
+from bci import registry
+from bci.errors import ConfigError, ModelError, SpecError
 from bci.spec import SPEC_KEY, DecoderSpec, WindowSpec
+
+if TYPE_CHECKING:
+    import mne
+
+    from bci.session import DecoderConfig
 
 
 class Decoder(Protocol):
@@ -126,51 +133,39 @@ class NumpyDecoder:
         return np.asarray(self.estimator.predict_proba(window[None])[0], np.float64)
 
 
-def fbcca_decoder(
-    options: Mapping[str, Any], *, info: mne.Info, window: WindowSpec
-) -> NumpyDecoder:
-    """Build a training-free FBCCA decoder for a stream described by ``info``.
+def load_decoder(decoder: DecoderConfig, *, info: mne.Info,
+                 window: Callable[[], WindowSpec]) -> Decoder:
+    """The decoder a session's ``[decoder]`` table names, for a stream described by ``info``.
+
+    ``kind = "onnx"`` loads the model file. Any other kind is a decoder of
+    :data:`bci.registry.decoders` served without a model file (FBCCA): its entry's
+    ``runtime`` builder makes it from the table's options, the stream's ``info`` and
+    the session's window.
 
     Parameters
     ----------
-    options : mapping
-        ``frequencies`` (required), and optionally ``classes``, ``phases``,
-        ``n_harmonics``, ``n_bands`` or ``bands``, ``ch_names``, ``filter_order``,
-        ``temperature``.
+    decoder : bci.session.DecoderConfig
     info : mne.Info
         The stream's channels and sampling rate.
-    window : WindowSpec
-    """
-    from bci.decoders.fbcca import FBCCA, chen_bands
+    window : callable
+        Returns the session's window; called only for decoders without a model file
+        (an ONNX model declares its own window, so a session may leave it out).
 
-    freqs = options["frequencies"]
-    classes = options.get("classes") or [f"{float(f):g}Hz" for f in freqs]
-    if len(classes) != len(freqs):
-        raise SpecError(
-            f"decoder.classes: expected one label per frequency ({len(freqs)}), "
-            f"found {len(classes)}"
-        )
-    sfreq = float(info["sfreq"])
-    n_bands = int(options.get("n_bands", 5))
-    bands = options.get("bands") or [
-        b for b in chen_bands(n_bands, high=min(88.0, 0.45 * sfreq)) if b[0] < b[1]
-    ]
-    ch_names = options.get("ch_names") or [
-        info["ch_names"][i] for i in mne.pick_types(info, eeg=True, exclude=[])
-    ] or list(info["ch_names"])
-    preprocessing = [*options.get("preprocessing", []), {
-        "kind": "filterbank", "bands": bands, "order": int(options.get("filter_order", 4)),
-        "ftype": "cheby1", "rp": 0.5,
-    }]
-    spec = DecoderSpec(
-        paradigm="ssvep", classes=[str(c) for c in classes], ch_names=list(ch_names),
-        sfreq=sfreq, window=window, preprocessing=preprocessing, output="probabilities",
-        name="FBCCA", extra={"frequencies": [float(f) for f in freqs]},
-    )
-    spec.validate()
-    n_times = round(window.duration * sfreq)
-    estimator = FBCCA(
-        freqs, sfreq=sfreq, n_harmonics=int(options.get("n_harmonics", 5)),
-        phases=options.get("phases"), temperature=float(options.get("temperature", 0.02)),
-    ).fit(n_times=n_times, n_bands=len(bands))
-    return NumpyDecoder(estimator, spec, (len(bands), len(ch_names), n_times))
+    Raises
+    ------
+    ConfigError
+        When ``kind`` names no decoder served without a model file.
+    """
+    if decoder.kind == "onnx":
+        return OnnxDecoder(decoder.path, threads=decoder.threads)
+    served = registry.decoders.names(served_without_training=True)
+    if decoder.kind not in served:
+        hint = ""
+        if decoder.kind in registry.decoders:
+            hint = (f"; {decoder.kind} is served from its trained model: bci train --decoder "
+                    f"{decoder.kind} … --output MODEL.onnx, then [decoder] path = "
+                    '"MODEL.onnx"')
+        raise ConfigError(f"decoder.kind: expected 'onnx' or one of {served}, found "
+                          f"{decoder.kind!r}{hint}")
+    build = registry.resolve(registry.decoders.get(decoder.kind).meta["runtime"])
+    return build(decoder.options, info=info, window=window())

@@ -17,7 +17,9 @@ import os
 import sys
 import uuid
 
+from bci.devices.simulated_amplifier import spawn, stop_spawned
 from bci.metrics import itr_bits_per_min
+from bci.runner import run_live
 from bci.session import SessionConfig
 
 FREQUENCIES = (8.0, 10.0, 12.0, 15.0)
@@ -40,9 +42,6 @@ def demo_config(name: str, marker_name: str, duration: float) -> SessionConfig:
 
 def run_demo(*, duration: float = 30.0, as_json: bool = False, seed: int = 7) -> int:
     """Run the demo; return the process exit code."""
-    from bci.devices.simulated_amplifier import spawn, stop_spawned
-    from bci.runner import run_live
-
     tag = uuid.uuid4().hex[:6]
     name, marker_name = f"bci-demo-eeg-{tag}", f"bci-demo-markers-{tag}"
     out = sys.stdout

@@ -4,6 +4,27 @@ This module imports nothing, so every layer (core, plug-ins, apps) can raise the
 The ``bci`` command prints any :class:`BCIError` as one line (``bci CMD: error: …``),
 never as a traceback; the message names the file or key, what was expected and what was
 found. Plug-ins subclass the closest class here for their own errors.
+
+Classes (``BCIError`` and, indented, what derives from it; the built-in class each one
+also derives from, for callers that catch those):
+
+- :class:`ConfigError` (ValueError): session, protocol, federation files, options
+  (:mod:`bci.config` raises it); ``bci.protocols.base.ProtocolConfigError``.
+- :class:`SpecError` (ValueError): the ``bci`` spec of a model file.
+- :class:`ModelError` (ValueError): a model or decoder-state file.
+- :class:`StreamMismatchError` (ValueError): the stream does not fit the decoder;
+  :class:`ChannelMismatchError`.
+- :class:`StreamNotFoundError` (LookupError): no stream matched.
+- :class:`RecordingError` (ValueError): a recording cannot be read;
+  ``bci.devices.xdf.XDFError``, ``bci.datasets.seeg.SEEGError``.
+- :class:`TrainingError` (ValueError): recordings that give no training windows.
+- :class:`DeviceError` (RuntimeError): a device or process failed;
+  ``bci.federated.deployment.DeploymentError``.
+- ``bci.datasets.meg.MEGError`` (ValueError): an MEG recording or montage.
+
+Errors that only a programming mistake can cause (a wrong argument to a function) stay
+plain ``ValueError``/``TypeError``; the entry points (session, training, chain, pipeline)
+turn what a user can cause into these classes.
 """
 
 from __future__ import annotations

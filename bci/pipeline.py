@@ -1,12 +1,13 @@
 """The decoding path shared by live sessions and replay: chain → windows → decoder.
 
-Live and replay run this same object; only the source of chunks and the pacing differ.
+Live and replay run this same object through the same loop (:class:`bci.runner.Loop`);
+only the source of chunks and the pacing differ.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import mne
@@ -15,7 +16,8 @@ import numpy as np
 from bci.chain import Chain
 from bci.chunk import Chunk, Markers
 from bci.decision import Decision
-from bci.decoder import Decoder, OnnxDecoder, fbcca_decoder
+from bci.decoder import Decoder
+from bci.decoder import load_decoder as load_session_decoder
 from bci.errors import ConfigError, ModelError, SpecError, StreamMismatchError
 from bci.filters import Decimate, FilterBank
 from bci.quality import NonFiniteGuard
@@ -50,10 +52,8 @@ def _window_spec(config: SessionConfig, decoder_window: WindowSpec | None) -> Wi
 
 def load_decoder(config: SessionConfig, info: mne.Info) -> Decoder:
     """The session's decoder, for a stream described by ``info``."""
-    d = config.require_decoder()
-    if d.kind == "onnx":
-        return OnnxDecoder(d.path, threads=d.threads)
-    return fbcca_decoder(d.options, info=info, window=_window_spec(config, None))
+    return load_session_decoder(config.require_decoder(), info=info,
+                                window=lambda: _window_spec(config, None))
 
 
 class Pipeline:
@@ -242,36 +242,3 @@ class Pipeline:
         self.windower.reset()
         self.n_decisions = 0
 
-
-def replay_windows(pipeline: Pipeline, recording, *, chunk_size: int = 32) -> Iterator[Window]:
-    """Feed a recording through a pipeline as the live loop would, yielding its windows.
-
-    Chunks of ``chunk_size`` samples go through the chain; each marker is handed over
-    with the chunk holding its timestamp, so epochs come out in the order live would
-    emit them. Replay, training and evaluation all cut windows here, which is what makes
-    a trained decoder see in the live loop the signal it was trained on.
-
-    Parameters
-    ----------
-    pipeline : Pipeline
-    recording : bci.devices.recording.Recording
-    chunk_size : int
-        Samples per chunk (the windows do not depend on it).
-    """
-    clock = pipeline.clock
-    m_times = np.asarray(recording.markers.timestamps, dtype=np.float64)
-    order = np.argsort(m_times, kind="stable")
-    m_times = m_times[order]
-    m_values = [recording.markers.values[i] for i in order]
-    next_marker = 0
-    for chunk in recording.chunks(chunk_size):
-        arrived = clock()
-        end = int(np.searchsorted(m_times, chunk.timestamps[-1], side="right"))
-        if end > next_marker:
-            m = Markers(m_times[next_marker:end], m_values[next_marker:end])
-            next_marker = end
-            yield from pipeline.add_markers(m, arrived)
-        yield from pipeline.process(chunk, arrived)
-    if next_marker < len(m_values):  # markers after the last sample never complete
-        yield from pipeline.add_markers(
-            Markers(m_times[next_marker:], m_values[next_marker:]), clock())

@@ -8,10 +8,15 @@ carries the cosine similarity to every candidate, the best candidate as its labe
 the ``top_k`` best as its candidates. A decoder that holds the bank in its graph
 (``extra["task"] = "retrieval"``, one class per candidate) gets the same candidates from
 its probabilities.
+
+A bank is a folder holding one ``.npy`` file per candidate, its stem the candidate's
+name (the marker value that announces the image in a recording): see
+:func:`load_embedding_bank` and :func:`save_embedding_bank`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +24,113 @@ import numpy as np
 
 from bci.errors import ConfigError, ModelError
 from bci.spec import DecoderSpec
+
+
+@dataclass(slots=True)
+class EmbeddingBank:
+    """Candidates (images …) and their embeddings, as read from a folder of ``.npy`` files.
+
+    Attributes
+    ----------
+    names : list of str, length n_images
+    vectors : ndarray of float32, shape (n_images, dim)
+    """
+
+    names: list[str]
+    vectors: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def index(self, names: Sequence[str]) -> np.ndarray:
+        """Row of each name, shape (len(names),); ConfigError naming the unknown ones."""
+        lookup = {n: i for i, n in enumerate(self.names)}
+        missing = sorted({str(n) for n in names} - set(lookup))
+        if missing:
+            raise ConfigError(f"expected embeddings for images {missing[:10]} "
+                              f"({len(missing)} missing) in the bank of {len(self.names)}")
+        return np.array([lookup[str(n)] for n in names], np.int64)
+
+    def take(self, names: Sequence[str]) -> np.ndarray:
+        """Embeddings of ``names``, shape (len(names), dim)."""
+        return self.vectors[self.index(names)]
+
+
+def load_embedding_bank(
+    folder: str | Path, *, names: Sequence[str] | None = None, dim: int | None = None,
+) -> EmbeddingBank:
+    """Read one embedding per image from ``folder/<name>.npy``.
+
+    Parameters
+    ----------
+    folder : str | Path
+    names : sequence of str | None
+        Images to read, in that order; default every ``.npy`` file, sorted by name.
+    dim : int | None
+        Expected embedding size; checked when given.
+
+    Returns
+    -------
+    EmbeddingBank
+
+    Raises
+    ------
+    ConfigError
+        The folder is missing or holds no ``.npy`` file; a named image has no file; a
+        file is not a numeric vector (shape ``(dim,)`` or ``(1, dim)``), has another
+        size than the others (or than ``dim``), or holds NaN/Inf.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"embedding bank {folder}: no such folder (expected one .npy file "
+                          f"per image)")
+    if names is None:
+        files = sorted(folder.glob("*.npy"))
+        if not files:
+            raise ConfigError(f"embedding bank {folder}: expected .npy files (one per image), "
+                              f"found none")
+    else:
+        files = [folder / f"{n}.npy" for n in names]
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            raise ConfigError(f"embedding bank {folder}: expected a file per image, missing "
+                              f"{missing[:10]} ({len(missing)} of {len(files)})")
+    vectors, sizes = [], {}
+    for f in files:
+        try:
+            v = np.load(f, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"embedding bank: {f} is not a readable .npy array: {err}") from None
+        if v.ndim == 2 and v.shape[0] == 1:
+            v = v[0]
+        if v.ndim != 1 or not np.issubdtype(v.dtype, np.number):
+            raise ConfigError(f"embedding bank: {f} holds {v.dtype} of shape {v.shape}; expected "
+                              f"a numeric vector (dim,) or (1, dim)")
+        if not np.isfinite(v).all():
+            raise ConfigError(f"embedding bank: {f} holds {int((~np.isfinite(v)).sum())} NaN/Inf "
+                              f"values")
+        sizes.setdefault(v.shape[0], []).append(f.name)
+        vectors.append(v.astype(np.float32))
+    if dim is not None and set(sizes) != {int(dim)}:
+        wrong = {d: fs[:5] for d, fs in sizes.items() if d != int(dim)}
+        raise ConfigError(f"embedding bank {folder}: expected embeddings of size {dim}, found "
+                          f"sizes {wrong}")
+    if len(sizes) > 1:
+        raise ConfigError(f"embedding bank {folder}: expected one embedding size, found "
+                          f"{ {d: fs[:3] for d, fs in sizes.items()} }")
+    return EmbeddingBank([f.stem for f in files], np.stack(vectors))
+
+
+def save_embedding_bank(folder: str | Path, names: Sequence[str], vectors: np.ndarray) -> Path:
+    """Write ``folder/<name>.npy`` for each row of ``vectors`` (n_images, dim)."""
+    folder = Path(folder)
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2 or vectors.shape[0] != len(names):
+        raise ConfigError(f"expected vectors of shape ({len(names)}, dim), found {vectors.shape}")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, v in zip(names, vectors, strict=True):
+        np.save(folder / f"{name}.npy", np.asarray(v, np.float32))
+    return folder
 
 
 @dataclass(frozen=True)
@@ -31,11 +143,9 @@ class CandidateBank:
 
     @classmethod
     def load(cls, folder: str | Path) -> CandidateBank:
-        from bci.datasets.meg import MEGError, load_embedding_bank
-
         try:
             bank = load_embedding_bank(folder)
-        except MEGError as err:
+        except ConfigError as err:
             raise ConfigError(f"decoder.bank: {err}") from None
         v = bank.vectors.astype(np.float64)
         norms = np.linalg.norm(v, axis=1, keepdims=True)

@@ -1,11 +1,19 @@
-"""Running a session: live from LSL, or in replay from a recording.
+"""The one acquisition→decision loop, and the sessions built on it.
 
-Live, one thread acquires (pull → chain → windows, and the session recording) and never
-waits for the decoder: windows go to a decode thread through a bounded backlog. When
-the decoder falls behind, the oldest waiting window is dropped and counted (sliding
-windows keep only the newest; epochs keep up to 16), so the lag cannot grow. Samples are
-never dropped. In replay every window is decoded, in order, in the calling thread, as
-fast as the machine allows; the output depends on the data alone.
+:class:`Loop` drives live sessions (:func:`run_live`), replay (:func:`run_replay`),
+training-window extraction (:func:`bci.training_data.extract_windows`,
+:func:`replay_windows`) and the protocols' phases alike. Whatever the
+:class:`~bci.source.Source`, one implementation pulls, checks (gaps and clock faults
+from timestamps, stalls live; NaN/Inf in each pipeline's first node), records, hands
+each marker over with the chunk that holds its timestamp, and cuts windows.
+
+Paced (live), acquisition never waits for the decoder: each pipeline's windows go to
+its decode thread through a bounded backlog, and when the decoder falls behind the
+oldest waiting window is dropped and counted (sliding windows keep only the newest;
+epochs keep up to 16), so the lag cannot grow. Samples are never dropped. Unpaced (a
+recording), every window is decoded, in order, in the calling thread, as fast as the
+machine allows: the output depends on the data alone, and equals the live session's
+whenever the live decoder kept up.
 """
 
 from __future__ import annotations
@@ -14,25 +22,33 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
+from bci import registry
+from bci.chunk import Chunk, Markers
 from bci.decision import Decision
 from bci.latency import LatencyLog
 from bci.outputs import DecisionOutlet, JsonlLog, Sink
-from bci.pipeline import Pipeline, replay_windows
+from bci.pipeline import Pipeline
+from bci.quality import ClockCheck, StallCheck, TimestampCheck
+from bci.recording import Recording, RecordingSource
 from bci.session import SessionConfig
+from bci.source import Source, SourceEvent
 from bci.windowing import Window
 
 log = logging.getLogger(__name__)
 
+WindowSink = Callable[[Window, Decision], None]
+
 
 @dataclass
 class SessionResult:
-    """What a session did: its decisions, what was skipped, what the source reported."""
+    """What a session did: its decisions, what was skipped, what the loop noticed."""
 
     decisions: list[Decision] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
@@ -58,29 +74,78 @@ class SessionResult:
         }
 
 
+class RawSink(Protocol):
+    """Where the loop writes what it received (e.g. the session's XDF recording)."""
+
+    def data(self, chunk: Chunk) -> None: ...
+
+    def markers(self, markers: Markers) -> None: ...
+
+
+@dataclass
+class Branch:
+    """One pipeline fed by the loop, and where its windows and decisions go.
+
+    Attributes
+    ----------
+    pipeline : Pipeline
+    sinks : list of callables
+        Called with every decision, in order (the decode thread's, when paced).
+    window_sinks : list of callables
+        Called with each window and its decision after the sinks (online learning).
+    on_window : list of callables
+        Called with each window the decoding side takes, before it is decoded (training
+        windows are collected here).
+    decode : bool or callable
+        Whether to decode a window (a predicate: only some of them).
+    backlog : int | None
+        Windows that may wait for the decode thread (default: the pipeline's).
+    """
+
+    pipeline: Pipeline
+    sinks: list[Sink] = field(default_factory=list)
+    window_sinks: list[WindowSink] = field(default_factory=list)
+    on_window: list[Callable[[Window], None]] = field(default_factory=list)
+    decode: bool | Callable[[Window], bool] = True
+    backlog: int | None = None
+    result: SessionResult = field(default_factory=SessionResult)
+
+    def take(self, window: Window, *, live: bool) -> Decision | None:
+        """Decode a window and hand the decision on (the one decoding path)."""
+        for hook in self.on_window:
+            hook(window)
+        if not (self.decode(window) if callable(self.decode) else self.decode):
+            return None
+        decision = self.pipeline.decode(window, live=live)
+        for sink in self.sinks:
+            sink(decision)
+        for window_sink in self.window_sinks:
+            window_sink(window, decision)
+        self.result.decisions.append(decision)
+        self.result.latency.add(decision)
+        return decision
+
+
 class DecodeWorker:
-    """Decodes windows in its own thread so that acquisition never waits for it.
+    """Decodes a branch's windows in its own thread so that acquisition never waits.
 
     Parameters
     ----------
-    pipeline : Pipeline
-    sinks : iterable of callables
-        Called with every decision, in order, from the decode thread.
-    window_sinks : iterable of callables
-        Called with each window and its decision after the sinks (online learning).
+    branch : Branch
     backlog : int
         Windows that may wait; a new window arriving when the backlog is full drops the
         oldest waiting one (counted in ``skipped_backlog``).
+    live : bool
+        Windows' timestamps are on the pipeline's clock (latency is then measured).
     """
 
-    def __init__(self, pipeline: Pipeline, sinks: Iterable[Sink], *, backlog: int,
-                 window_sinks: Iterable[Callable[[Window, Decision], None]] = ()) -> None:
-        self.pipeline = pipeline
-        self.sinks = list(sinks)
-        self.window_sinks = list(window_sinks)
+    def __init__(self, branch: Branch, *, backlog: int, live: bool) -> None:
+        if backlog < 1:
+            raise ValueError(f"a decode backlog holds at least one window, found {backlog}")
+        self.branch = branch
         self.backlog = backlog
+        self.live = live
         self.skipped_backlog = 0
-        self.decisions: list[Decision] = []
         self.error: BaseException | None = None
         self._queue: deque[Window] = deque()
         self._cond = threading.Condition()
@@ -105,12 +170,7 @@ class DecodeWorker:
                     return
                 window = self._queue.popleft()
             try:
-                decision = self.pipeline.decode(window, live=True)
-                for sink in self.sinks:
-                    sink(decision)
-                for window_sink in self.window_sinks:
-                    window_sink(window, decision)
-                self.decisions.append(decision)
+                self.branch.take(window, live=self.live)
             except BaseException as err:  # surfaced to the acquisition loop
                 self.error = err
                 return
@@ -123,48 +183,255 @@ class DecodeWorker:
         self._thread.join(timeout)
 
 
-class SessionRecording:
-    """The session's own recording: raw input, markers and decisions in one XDF file."""
+class _PendingMarkers:
+    """Markers held until the data they point at arrive, then handed over in time order."""
 
-    def __init__(self, path: Path, info, *, classes: list[str], stream_name: str,
-                 source_id: str) -> None:
-        from bci.devices.recorder import SessionRecorder
+    def __init__(self) -> None:
+        self.times = np.empty(0, np.float64)
+        self.values: list[str] = []
 
-        self._rec = SessionRecorder(path)
-        types = info.get_channel_types()
-        self.data_id = self._rec.add_stream(
-            name=stream_name, type="EEG", channel_count=len(info["ch_names"]),
-            nominal_srate=float(info["sfreq"]), channel_format="float32",
-            source_id=source_id, ch_names=list(info["ch_names"]), ch_types=types,
-            ch_units=["volts"] * len(types),
-        )
-        self.marker_id = self._rec.add_stream(
-            name=f"{stream_name}-markers", type="Markers", channel_count=1, nominal_srate=0.0,
-            channel_format="string", source_id=f"{source_id}-markers",
-        )
-        labels = ["index", *[f"p_{c}" for c in classes]]
-        self.decision_id = self._rec.add_stream(
-            name=f"{stream_name}-decisions", type="Decisions", channel_count=len(labels),
-            nominal_srate=0.0, channel_format="double64", source_id=f"{source_id}-decisions",
-            ch_names=labels,
-        )
-        self._classes = classes
+    def add(self, markers: Markers) -> None:
+        times = np.concatenate([self.times, np.asarray(markers.timestamps, np.float64)])
+        values = [*self.values, *markers.values]
+        order = np.argsort(times, kind="stable")
+        self.times, self.values = times[order], [values[i] for i in order]
 
-    # SessionRecorder is thread-safe and syncs to disk from its own timer thread.
-    def data(self, chunk) -> None:
-        self._rec.write(self.data_id, chunk.data, chunk.timestamps)
+    def until(self, t: float | None) -> Markers:
+        """Take the markers stamped at or before ``t`` (all of them for ``None``)."""
+        end = len(self.values) if t is None else int(
+            np.searchsorted(self.times, t, side="right"))
+        if end == 0:
+            return Markers()
+        out = Markers(self.times[:end], self.values[:end])
+        self.times, self.values = self.times[end:], self.values[end:]
+        return out
 
-    def markers(self, markers) -> None:
-        self._rec.write(self.marker_id, list(markers.values), markers.timestamps)
 
-    def __call__(self, d: Decision) -> None:
-        if not self._classes:
-            return
-        row = np.array([[self._classes.index(d.label), *d.output]], np.float64).T
-        self._rec.write(self.decision_id, row, np.array([d.last_sample_time]))
+class Loop:
+    """The acquisition→decision loop, the same for every source and every use.
 
-    def close(self) -> None:
-        self._rec.close()
+    Per pull: the source's markers are recorded and held until the chunk holding their
+    timestamp arrives; the chunk's timestamps are checked (gaps and time going
+    backwards flag the sample after them; live, a stall and stamps ahead of the clock
+    are reported), the chunk is recorded, the due markers and then the chunk go through
+    every branch's pipeline, and the windows they complete are decoded. Because each of
+    these steps depends on the samples and their timestamps alone, a recording of a
+    live session replays to the same windows, skips and (when the live decoder kept up)
+    decisions.
+
+    Parameters
+    ----------
+    source : Source
+        Already opened; the loop does not close it.
+    branches : sequence of Branch
+        The pipelines fed (none: only record).
+    paced : bool
+        ``True``: real time; each branch decodes on its own thread behind its backlog,
+        and a source that is not live is played at the pace of its timestamps.
+        ``False``: every window is decoded in order in the calling thread, as fast as
+        possible (deterministic); only for sources that are not live.
+    record : RawSink | None
+        Gets every chunk and every marker as received.
+    gap_tolerance, stall_timeout : float | None
+        Seconds; default: the first branch's session ``[source]`` (else 0.02 and 1.0).
+    clock_tolerance : float
+        Seconds a live sample may seem to come from the future before a ``clock`` event.
+    poll : float
+        Seconds one pull waits for data.
+    """
+
+    def __init__(
+        self, source: Source, branches: Sequence[Branch] = (), *, paced: bool,
+        record: RawSink | None = None, gap_tolerance: float | None = None,
+        stall_timeout: float | None = None, clock_tolerance: float = 0.25, poll: float = 0.05,
+    ) -> None:
+        if source.info is None:
+            raise ValueError("open the source before running the loop on it")
+        if source.live and not paced:
+            raise ValueError("a live source is paced by its stream; paced=False replays "
+                             "sources that are not live (recordings)")
+        self.source = source
+        self.branches = list(branches)
+        self.paced = paced
+        self.record = record
+        src_cfg = self.branches[0].pipeline.config.source if self.branches else None
+        self.gap_tolerance = gap_tolerance if gap_tolerance is not None else (
+            src_cfg.gap_tolerance if src_cfg is not None else 0.02)
+        self.stall_timeout = stall_timeout if stall_timeout is not None else (
+            src_cfg.stall_timeout if src_cfg is not None else 1.0)
+        self.clock_tolerance = clock_tolerance
+        self.poll = poll
+        #: What the loop noticed, and what the source told, in order.
+        self.events: list[SourceEvent] = []
+        #: Samples received so far, and the timestamp of the newest.
+        self.n_samples = 0
+        self.last_timestamp: float | None = None
+
+    def windows(self, *, stop: threading.Event | None = None, duration: float | None = None,
+                check: Callable[[], None] | None = None) -> Iterator[tuple[int, Window]]:
+        """Run the acquisition half: yield ``(branch index, window)`` as windows complete.
+
+        Ends when the source does, when ``stop`` is set or after ``duration`` seconds
+        of its clock; then the markers still held are handed over. ``check`` is called
+        after every pull (to surface a decode thread's error).
+        """
+        src, clock = self.source, self.source.clock
+        sfreq = float(src.info["sfreq"])
+        stamps = TimestampCheck(sfreq, gap_tolerance=self.gap_tolerance)
+        stall = StallCheck(self.stall_timeout) if src.live else None
+        clock_check = ClockCheck(self.clock_tolerance) if src.live else None
+        pending = _PendingMarkers()
+        pipelines = [b.pipeline for b in self.branches]
+        told = len(src.events)
+        start = clock()
+        deadline = None if duration is None else start + duration
+        pace: tuple[float, float] | None = None  # (clock, timestamp) of the first chunk
+        while not (stop is not None and stop.is_set()):
+            if deadline is not None and clock() >= deadline:
+                break
+            pulled = src.pull(self.poll)
+            arrived = clock()
+            if len(src.events) > told:
+                self.events.extend(src.events[told:])
+                told = len(src.events)
+            if pulled is None:
+                break
+            if len(pulled.markers):
+                if self.record is not None:
+                    self.record.markers(pulled.markers)
+                if self.last_timestamp is not None:
+                    # its sliding windows were cut without it; a replay would label them
+                    late = np.asarray(pulled.markers.timestamps) <= self.last_timestamp
+                    if late.any():
+                        self.events.append(SourceEvent("late_marker", arrived,
+                                                       {"count": int(late.sum())}))
+                pending.add(pulled.markers)
+            chunk = pulled.chunk
+            if chunk is None or not chunk.n_samples:
+                if stall is not None:
+                    self._note(stall.idle(arrived))
+                if self.last_timestamp is not None:
+                    yield from self._markers(pipelines, pending.until(self.last_timestamp),
+                                             arrived)
+            else:
+                last = float(chunk.timestamps[-1])
+                if self.paced and not src.live:
+                    pace = pace or (arrived, float(chunk.timestamps[0]))
+                    arrived = self._wait(pace[0] + last - pace[1], stop)
+                chunk, gaps = stamps.check(chunk, arrived)
+                for gap in gaps:
+                    self._note(gap)
+                if stall is not None:
+                    self._note(stall.data(arrived, last))
+                    self._note(clock_check.check(last, arrived))
+                if self.record is not None:
+                    self.record.data(chunk)
+                yield from self._markers(pipelines, pending.until(last), arrived)
+                for i, pipeline in enumerate(pipelines):
+                    for w in pipeline.process(chunk, arrived):
+                        yield i, w
+                self.n_samples += chunk.n_samples
+                self.last_timestamp = last
+            if check is not None:
+                check()
+        yield from self._markers(pipelines, pending.until(None), clock())
+
+    @staticmethod
+    def _markers(pipelines: list[Pipeline], markers: Markers,
+                 arrived: float) -> Iterator[tuple[int, Window]]:
+        if len(markers):
+            for i, pipeline in enumerate(pipelines):
+                for w in pipeline.add_markers(markers, arrived):
+                    yield i, w
+
+    def _note(self, event: SourceEvent | None) -> None:
+        if event is not None:
+            self.events.append(event)
+            log.warning("source %r: %s %s", self.source.name, event.kind, event.detail or "")
+
+    def _wait(self, due: float, stop: threading.Event | None) -> float:
+        clock = self.source.clock
+        while (now := clock()) < due and not (stop is not None and stop.is_set()):
+            time.sleep(min(due - now, 0.05))
+        return clock()
+
+    def run(self, *, stop: threading.Event | None = None,
+            duration: float | None = None) -> list[SessionResult]:
+        """Run until the source ends, ``stop`` is set or ``duration`` s have passed.
+
+        Returns
+        -------
+        list of SessionResult
+            One per branch: its decisions and counts, with the loop's events.
+        """
+        clock = self.source.clock
+        t0 = clock()
+        live = self.source.live
+        workers = [DecodeWorker(b, backlog=b.backlog or b.pipeline.default_backlog, live=live)
+                   for b in self.branches] if self.paced else []
+
+        def check() -> None:
+            for worker in workers:
+                if worker.error is not None:
+                    raise worker.error
+
+        try:
+            for i, window in self.windows(stop=stop, duration=duration, check=check):
+                if workers:
+                    workers[i].submit(window)
+                else:
+                    self.branches[i].take(window, live=live)
+        finally:
+            for worker in workers:
+                worker.close()
+        check()
+        elapsed = clock() - t0
+        events = [{"kind": e.kind, "time": e.time, **e.detail} for e in self.events]
+        results = []
+        for i, branch in enumerate(self.branches):
+            p, result = branch.pipeline, branch.result
+            result.counts = {**p.windower.counts.as_dict(),
+                             "skipped_backlog": workers[i].skipped_backlog if workers else 0,
+                             "nonfinite_samples": p.guard.n_flagged_}
+            result.events = list(events)
+            result.n_samples = self.n_samples
+            result.duration = elapsed
+            results.append(result)
+        return results
+
+
+def run(source: Source, branches: Sequence[Branch], *, paced: bool,
+        record: RawSink | None = None, stop: threading.Event | None = None,
+        duration: float | None = None, gap_tolerance: float | None = None,
+        stall_timeout: float | None = None) -> list[SessionResult]:
+    """Run :class:`Loop` on an opened source (see there); one result per branch."""
+    return Loop(source, branches, paced=paced, record=record, gap_tolerance=gap_tolerance,
+                stall_timeout=stall_timeout).run(stop=stop, duration=duration)
+
+
+def replay_windows(pipeline: Pipeline, recording: Recording, *,
+                   chunk_size: int = 32) -> Iterator[Window]:
+    """The windows the loop cuts from a recording, in the order live would emit them.
+
+    Replay, training and evaluation all cut windows here, which is what makes a trained
+    decoder see in the live loop the signal it was trained on.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+    recording : Recording
+    chunk_size : int
+        Samples per chunk (the windows do not depend on it).
+    """
+    source = RecordingSource(recording, chunk_size=chunk_size)
+    source.open()
+    for _, window in Loop(source, [Branch(pipeline)], paced=False).windows():
+        yield window
+
+
+def _decision_classes(pipeline: Pipeline) -> list[str]:
+    # a retrieval decoder's decisions score the bank's candidates, one "class" each
+    return pipeline.bank.names if pipeline.bank is not None else pipeline.decoder.spec.classes
 
 
 def run_live(
@@ -172,7 +439,7 @@ def run_live(
     stop: threading.Event | None = None, callbacks: Iterable[Callable[[Decision], None]] = (),
     on_ready: Callable[[Pipeline], None] | None = None,
 ) -> SessionResult:
-    """Run a session against live LSL streams.
+    """Run a session against its live source (an LSL stream, see ``[source]``).
 
     Parameters
     ----------
@@ -186,146 +453,85 @@ def run_live(
     on_ready : callable | None
         Called with the pipeline once streams are open and checked.
     """
-    from bci.lslconfig import configure_lsl
-
-    configure_lsl(config.source.scope)
-    from bci.devices.lsl_source import LSLSource, MarkerSource
-    from bci.lslconfig import get_pylsl
-
-    pylsl = get_pylsl()
-    src_cfg = config.source
-    source = LSLSource(
-        name=src_cfg.stream, type=src_cfg.type, source_id=src_cfg.source_id,
-        resolve_timeout=src_cfg.resolve_timeout, dejitter=src_cfg.dejitter,
-        gap_tolerance=src_cfg.gap_tolerance, stall_timeout=src_cfg.stall_timeout,
-        ch_names=src_cfg.ch_names or None,
-    )
-    info = source.open()
-    markers = None
-    if src_cfg.markers:
-        markers = MarkerSource(name=src_cfg.markers, resolve_timeout=src_cfg.resolve_timeout)
-        markers.open()
-    pipeline = Pipeline(config, info, clock=pylsl.local_clock)
-    spec = pipeline.decoder.spec
-    result = SessionResult()
-    sinks: list[Sink] = []
-    closers = []
-    # a retrieval decoder's decisions score the bank's candidates, one "class" each
-    classes = pipeline.bank.names if pipeline.bank is not None else spec.classes
-    if config.outputs.lsl:
-        outlet = DecisionOutlet(config.outputs.lsl, classes=classes if (
-            pipeline.bank is not None or spec.output in ("probabilities", "logits", "scores")
-        ) else [], n_outputs=len(classes))
-        sinks.append(outlet)
-    if config.outputs.jsonl:
-        jsonl = JsonlLog(config.outputs.jsonl, timing=True)
-        sinks.append(jsonl)
-        closers.append(jsonl.close)
-    recording = None
-    if config.outputs.record:
-        recording = SessionRecording(
-            config.outputs.record, info, classes=classes,
-            stream_name=src_cfg.stream or source.stream_info.name(),
-            source_id=source.stream_info.source_id() or "bci-session",
-        )
-        sinks.append(recording)
-    sinks.append(result.latency.add)
-    sinks.extend(callbacks)
+    source = registry.sources.get("lsl", where="source").load().from_config(config.source)
+    closers: list[Callable[[], Any]] = [source.close]
     adaptation = None
-    dec_cfg = config.require_decoder()
-    if dec_cfg.adapt:
-        from bci.adaptation import LiveAdaptation, state_path
-
-        adaptation = LiveAdaptation(pipeline, state=state_path(dec_cfg.path),
-                                    save=dec_cfg.save, swap_every=dec_cfg.swap_every,
-                                    threads=dec_cfg.threads)
-    worker = DecodeWorker(pipeline, sinks, backlog=pipeline.default_backlog,
-                          window_sinks=[adaptation] if adaptation is not None else [])
-    if on_ready is not None:
-        on_ready(pipeline)
-    duration = duration if duration is not None else config.duration
-    t_start = pylsl.local_clock()
-    deadline = None if duration is None else t_start + duration
     try:
-        while not (stop is not None and stop.is_set()):
-            now = pylsl.local_clock()
-            if deadline is not None and now >= deadline:
-                break
-            chunk = source.pull(timeout=0.05)
-            arrived = pylsl.local_clock()
-            if markers is not None:
-                m = markers.pull()
-                if len(m):
-                    if recording is not None:
-                        recording.markers(m)
-                    for w in pipeline.add_markers(m, arrived):
-                        worker.submit(w)
-            if chunk is not None:
-                if recording is not None:
-                    recording.data(chunk)
-                for w in pipeline.process(chunk, arrived):
-                    worker.submit(w)
-            if worker.error is not None:
-                raise worker.error
+        info = source.open()
+        pipeline = Pipeline(config, info, clock=source.clock)
+        spec = pipeline.decoder.spec
+        classes = _decision_classes(pipeline)
+        sinks: list[Sink] = []
+        if config.outputs.lsl:
+            outlet = DecisionOutlet(config.outputs.lsl, classes=classes if (
+                pipeline.bank is not None or spec.output in ("probabilities", "logits", "scores")
+            ) else [], n_outputs=len(classes))
+            sinks.append(outlet)
+        if config.outputs.jsonl:
+            jsonl = JsonlLog(config.outputs.jsonl, timing=True)
+            sinks.append(jsonl)
+            closers.append(jsonl.close)
+        recording = None
+        if config.outputs.record:
+            session_recording = registry.sinks.get("xdf", where="outputs.record").load()
+            recording = session_recording(
+                config.outputs.record, info, classes=classes,
+                stream_name=config.source.stream or source.name,
+                source_id=source.source_id or "bci-session")
+            sinks.append(recording)
+            closers.append(recording.close)
+        sinks.extend(callbacks)
+        dec_cfg = config.require_decoder()
+        if dec_cfg.adapt:
+            adapter = registry.adapters.get("online", where="decoder.adapt").load()
+            adaptation = adapter(pipeline, state=adapter.state_path(dec_cfg.path),
+                                 save=dec_cfg.save, swap_every=dec_cfg.swap_every,
+                                 threads=dec_cfg.threads)
+        branch = Branch(pipeline, sinks, window_sinks=[] if adaptation is None else [adaptation])
+        loop = Loop(source, [branch], paced=True, record=recording)
+        if on_ready is not None:
+            on_ready(pipeline)
+        (result,) = loop.run(stop=stop,
+                             duration=duration if duration is not None else config.duration)
     finally:
-        worker.close()
-        source.close()
-        if markers is not None:
-            markers.close()
-        if recording is not None:
-            recording.close()
-        for close in closers:
+        for close in reversed(closers):
             close()
         adapted = adaptation.close() if adaptation is not None else {}
-    if worker.error is not None:
-        raise worker.error
-    result.decisions = worker.decisions
-    result.counts = {**pipeline.windower.counts.as_dict(),
-                     "skipped_backlog": worker.skipped_backlog,
-                     "nonfinite_samples": pipeline.guard.n_flagged_, **adapted}
-    result.events = [{"kind": e.kind, "time": e.time, **e.detail} for e in source.events]
-    result.n_samples = source.n_samples
-    result.duration = pylsl.local_clock() - t_start
+    result.counts.update(adapted)
     return result
 
 
 def run_replay(
-    config: SessionConfig, recording, *, output: str | Path | None = None,
+    config: SessionConfig, recording: Recording, *, output: str | Path | None = None,
     timing: bool = False, chunk_size: int = 32,
     callbacks: Iterable[Callable[[Decision], None]] = (),
 ) -> SessionResult:
-    """Run a session over a recording as fast as possible.
+    """Run a session over a recording as fast as possible (the loop, unpaced).
 
     Parameters
     ----------
     config : SessionConfig
-    recording : bci.devices.recording.Recording
+    recording : Recording
     output : str | Path | None
         JSON-lines file for the decisions.
     timing : bool
         Write processing times too (the file is then no longer byte-reproducible).
     chunk_size : int
         Samples per chunk fed to the chain (the output does not depend on it).
+    callbacks : iterable of callables
+        Called with every decision.
     """
-    pipeline = Pipeline(config, recording.info, clock=time.perf_counter)
-    result = SessionResult()
-    sinks: list[Sink] = [*callbacks, result.latency.add]
+    source = RecordingSource(recording, chunk_size=chunk_size)
+    info = source.open()
+    pipeline = Pipeline(config, info, clock=source.clock)
+    sinks: list[Sink] = list(callbacks)
     jsonl = None
     if output is not None:
         jsonl = JsonlLog(output, timing=timing)
         sinks.insert(0, jsonl)
-    t0 = time.perf_counter()
     try:
-        for w in replay_windows(pipeline, recording, chunk_size=chunk_size):
-            d = pipeline.decode(w, live=False)
-            for sink in sinks:
-                sink(d)
-            result.decisions.append(d)
+        (result,) = run(source, [Branch(pipeline, sinks)], paced=False)
     finally:
         if jsonl is not None:
             jsonl.close()
-    result.counts = {**pipeline.windower.counts.as_dict(), "skipped_backlog": 0,
-                     "nonfinite_samples": pipeline.guard.n_flagged_}
-    result.n_samples = int(recording.timestamps.shape[0])
-    result.duration = time.perf_counter() - t0
     return result

@@ -28,71 +28,14 @@ expected and what was found. Example::
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from bci import registry
 from bci.chain import Chain
+from bci.config import check, check_table, load_toml, no_unknown
 from bci.errors import ConfigError
-
-
-def _type_name(t: Any) -> str:
-    names = {
-        str: "a string",
-        float: "a number",
-        int: "an integer",
-        bool: "true or false",
-        list: "a list",
-        dict: "a table",
-    }
-    if isinstance(t, tuple):
-        return " or ".join(names.get(x, x.__name__) for x in t)
-    return names.get(t, t.__name__)
-
-
-def _check(
-    table: dict,
-    key: str,
-    types: Any,
-    where: str,
-    default: Any = ...,
-    *,
-    choices: tuple | None = None,
-) -> Any:
-    if key not in table:
-        if default is ...:
-            raise ConfigError(f"{where}.{key}: required, expected {_type_name(types)}")
-        return default
-    value = table[key]
-    ok = isinstance(value, types) and not (
-        isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,))
-    )
-    if (
-        float in (types if isinstance(types, tuple) else (types,))
-        and isinstance(value, int)
-        and not isinstance(value, bool)
-    ):
-        ok, value = True, float(value)
-    if not ok:
-        raise ConfigError(f"{where}.{key}: expected {_type_name(types)}, found {value!r}")
-    if choices is not None and value not in choices:
-        raise ConfigError(f"{where}.{key}: expected one of {list(choices)}, found {value!r}")
-    return value
-
-
-def _no_unknown(table: dict, known: set[str], where: str) -> None:
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {unknown}; "
-            f"expected some of {sorted(known)}"
-        )
-
-
-def _positive(value: float | None, where: str) -> None:
-    if value is not None and not value > 0:
-        raise ConfigError(f"{where}: expected a positive number, found {value!r}")
 
 
 @dataclass(slots=True)
@@ -127,23 +70,19 @@ class SourceConfig:
 
     @classmethod
     def from_table(cls, t: dict, where: str = "source") -> SourceConfig:
-        _no_unknown(t, cls.KEYS, where)
+        no_unknown(t, cls.KEYS, where)
         c = cls(
-            stream=_check(t, "stream", str, where, None),
-            type=_check(t, "type", str, where, None),
-            source_id=_check(t, "source_id", str, where, None),
-            markers=_check(t, "markers", str, where, None),
-            resolve_timeout=_check(t, "resolve_timeout", float, where, 10.0),
-            scope=_check(t, "scope", str, where, "machine", choices=("machine", "network")),
-            dejitter=_check(t, "dejitter", bool, where, False),
-            gap_tolerance=_check(t, "gap_tolerance", float, where, 0.02),
-            stall_timeout=_check(t, "stall_timeout", float, where, 1.0),
-            ch_names=_check(t, "ch_names", list, where, []),
+            stream=check(t, "stream", str, where, None),
+            type=check(t, "type", str, where, None),
+            source_id=check(t, "source_id", str, where, None),
+            markers=check(t, "markers", str, where, None),
+            resolve_timeout=check(t, "resolve_timeout", float, where, 10.0, above=0),
+            scope=check(t, "scope", str, where, "machine", choices=("machine", "network")),
+            dejitter=check(t, "dejitter", bool, where, False),
+            gap_tolerance=check(t, "gap_tolerance", float, where, 0.02, at_least=0),
+            stall_timeout=check(t, "stall_timeout", float, where, 1.0, above=0),
+            ch_names=check(t, "ch_names", list, where, [], items=str),
         )
-        _positive(c.resolve_timeout, f"{where}.resolve_timeout")
-        _positive(c.stall_timeout, f"{where}.stall_timeout")
-        if c.gap_tolerance < 0:
-            raise ConfigError(f"{where}.gap_tolerance: expected ≥ 0 s, found {c.gap_tolerance}")
         return c
 
 
@@ -166,24 +105,20 @@ class WindowConfig:
 
     @classmethod
     def from_table(cls, t: dict, where: str = "window") -> WindowConfig:
-        _no_unknown(t, cls.KEYS, where)
-        events = _check(t, "events", dict, where, None)
+        no_unknown(t, cls.KEYS, where)
+        events = check(t, "events", dict, where, None)
         if events is not None:
             events = {str(k): str(v) for k, v in events.items()}
         c = cls(
-            mode=_check(t, "mode", str, where, None, choices=("sliding", "epoch")),
-            length=_check(t, "length", float, where, None),
-            step=_check(t, "step", float, where, None),
-            tmin=_check(t, "tmin", float, where, None),
-            tmax=_check(t, "tmax", float, where, None),
+            mode=check(t, "mode", str, where, None, choices=("sliding", "epoch")),
+            length=check(t, "length", float, where, None, above=0),
+            step=check(t, "step", float, where, None, above=0),
+            tmin=check(t, "tmin", float, where, None),
+            tmax=check(t, "tmax", float, where, None),
             events=events,
-            flag_margin=_check(t, "flag_margin", float, where, 0.0),
-            backlog=_check(t, "backlog", int, where, None),
+            flag_margin=check(t, "flag_margin", float, where, 0.0),
+            backlog=check(t, "backlog", int, where, None, at_least=1),
         )
-        _positive(c.length, f"{where}.length")
-        _positive(c.step, f"{where}.step")
-        if c.backlog is not None and c.backlog < 1:
-            raise ConfigError(f"{where}.backlog: expected an integer ≥ 1, found {c.backlog}")
         if c.tmin is not None and c.tmax is not None and not c.tmax > c.tmin:
             raise ConfigError(f"{where}.tmax: expected a value above tmin={c.tmin}, found {c.tmax}")
         return c
@@ -203,7 +138,6 @@ class DecoderConfig:
     bank: Path | None = None
     top_k: int = 5
 
-    KINDS: ClassVar[tuple[str, ...]] = ("onnx", "fbcca")
     FBCCA_KEYS: ClassVar[frozenset[str]] = frozenset(
         {
             "frequencies",
@@ -221,31 +155,26 @@ class DecoderConfig:
 
     @classmethod
     def from_table(cls, t: dict, where: str = "decoder", base: Path = Path()) -> DecoderConfig:
-        kind = _check(t, "kind", str, where, "onnx" if "path" in t else ..., choices=cls.KINDS)
-        threads = _check(t, "threads", int, where, 1)
-        if threads < 1:
-            raise ConfigError(f"{where}.threads: expected an integer ≥ 1, found {threads}")
+        # a model file, or a decoder of the registry served without one (FBCCA)
+        kinds = ("onnx", *registry.decoders.names(served_without_training=True))
+        kind = check(t, "kind", str, where, "onnx" if "path" in t else ..., choices=kinds)
+        threads = check(t, "threads", int, where, 1, at_least=1)
         if kind == "onnx":
-            _no_unknown(t, {"kind", "path", "threads", "adapt", "save", "swap_every", "bank",
+            no_unknown(t, {"kind", "path", "threads", "adapt", "save", "swap_every", "bank",
                             "top_k"}, where)
-            path = Path(_check(t, "path", str, where))
-            save = _check(t, "save", str, where, None)
-            swap_every = _check(t, "swap_every", int, where, 10)
-            if swap_every < 1:
-                raise ConfigError(f"{where}.swap_every: expected an integer ≥ 1, found "
-                                  f"{swap_every}")
-            bank = _check(t, "bank", str, where, None)
-            top_k = _check(t, "top_k", int, where, 5)
-            if top_k < 1:
-                raise ConfigError(f"{where}.top_k: expected an integer ≥ 1, found {top_k}")
+            path = Path(check(t, "path", str, where))
+            save = check(t, "save", str, where, None)
+            swap_every = check(t, "swap_every", int, where, 10, at_least=1)
+            bank = check(t, "bank", str, where, None)
+            top_k = check(t, "top_k", int, where, 5, at_least=1)
             return cls(kind, path if path.is_absolute() else base / path, threads,
-                       adapt=_check(t, "adapt", bool, where, False),
+                       adapt=check(t, "adapt", bool, where, False),
                        save=None if save is None else base / save, swap_every=swap_every,
                        bank=None if bank is None else (
                            Path(bank) if Path(bank).is_absolute() else base / bank),
                        top_k=top_k)
-        _no_unknown(t, {"kind", "threads"} | cls.FBCCA_KEYS, where)
-        freqs = _check(t, "frequencies", list, where)
+        no_unknown(t, {"kind", "threads"} | cls.FBCCA_KEYS, where)
+        freqs = check(t, "frequencies", list, where)
         if not freqs or not all(isinstance(f, int | float) and f > 0 for f in freqs):
             raise ConfigError(
                 f"{where}.frequencies: expected a list of positive numbers (Hz), found {freqs!r}"
@@ -263,7 +192,7 @@ class DecoderConfig:
             ("preprocessing", list),
         ):
             if key in options:
-                options[key] = _check(t, key, types, where)
+                options[key] = check(t, key, types, where)
         return cls(kind, None, threads, options)
 
 
@@ -277,12 +206,12 @@ class OutputsConfig:
 
     @classmethod
     def from_table(cls, t: dict, where: str = "outputs", base: Path = Path()) -> OutputsConfig:
-        _no_unknown(t, cls.KEYS, where)
-        lsl = _check(t, "lsl", (str, bool), where, "bci-decisions")
+        no_unknown(t, cls.KEYS, where)
+        lsl = check(t, "lsl", (str, bool), where, "bci-decisions")
         if lsl is True:
             lsl = "bci-decisions"
-        jsonl = _check(t, "jsonl", str, where, None)
-        record = _check(t, "record", str, where, None)
+        jsonl = check(t, "jsonl", str, where, None)
+        record = check(t, "record", str, where, None)
         return cls(
             lsl or None,
             None if jsonl is None else base / jsonl,
@@ -316,27 +245,23 @@ class TrainingConfig:
 
     @classmethod
     def from_table(cls, t: dict, where: str = "training") -> TrainingConfig:
-        _no_unknown(t, cls.KEYS, where)
-        freqs = _check(t, "frequencies", dict, where, {})
+        no_unknown(t, cls.KEYS, where)
+        freqs = check(t, "frequencies", dict, where, {})
         for k, v in freqs.items():
             if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
                 raise ConfigError(f"{where}.frequencies.{k}: expected a positive number "
                                   f"(Hz), found {v!r}")
-        ch_names = _check(t, "ch_names", list, where, None)
-        if ch_names is not None and not all(isinstance(c, str) for c in ch_names):
-            raise ConfigError(f"{where}.ch_names: expected a list of strings, found {ch_names!r}")
-        decoders = _check(t, "decoders", dict, where, {})
+        ch_names = check(t, "ch_names", list, where, None, items=str)
+        decoders = check(t, "decoders", dict, where, {})
         for name, opts in decoders.items():
             if not isinstance(opts, dict):
                 raise ConfigError(f"{where}.decoders.{name}: expected a table of "
                                   f"hyperparameters, found {opts!r}")
-        gaze = _check(t, "gaze_shift", float, where, 0.0)
-        if gaze < 0:
-            raise ConfigError(f"{where}.gaze_shift: expected seconds ≥ 0, found {gaze}")
+        gaze = check(t, "gaze_shift", float, where, 0.0, at_least=0)
         return cls(
-            paradigm=_check(t, "paradigm", str, where, choices=PARADIGMS),
+            paradigm=check(t, "paradigm", str, where, choices=PARADIGMS),
             frequencies={str(k): float(v) for k, v in freqs.items()},
-            ch_names=ch_names, gaze_shift=gaze, seed=_check(t, "seed", int, where, 0),
+            ch_names=ch_names, gaze_shift=gaze, seed=check(t, "seed", int, where, 0),
             decoders=decoders,
         )
 
@@ -363,22 +288,21 @@ class SessionConfig:
     def from_dict(cls, d: dict, *, path: Path | None = None) -> SessionConfig:
         where = str(path) if path else "session file"
         try:
-            _no_unknown(d, cls.KEYS, "top level")
+            no_unknown(d, cls.KEYS, "")
             base = path.parent if path else Path()
             for key in ("source", "chain", "window", "outputs", "session", "training",
                         "decoder"):
-                if key in d and not isinstance(d[key], dict):
-                    raise ConfigError(f"{key}: expected a table [{key}], found {d[key]!r}")
+                if key in d:
+                    check_table(d[key], key)
             # a training description may leave the decoder to `bci train` / `--model`
             if "decoder" not in d and "training" not in d:
                 raise ConfigError("decoder: required table [decoder] with kind/path, not found")
             meta = d.get("session", {})
-            _no_unknown(meta, {"name", "duration"}, "session")
-            duration = _check(meta, "duration", float, "session", None)
-            _positive(duration, "session.duration")
+            no_unknown(meta, {"name", "duration"}, "session")
+            duration = check(meta, "duration", float, "session", None, above=0)
             chain_t = d.get("chain", {})
-            _no_unknown(chain_t, {"nodes"}, "chain")
-            nodes = _check(chain_t, "nodes", list, "chain", [])
+            no_unknown(chain_t, {"nodes"}, "chain")
+            nodes = check(chain_t, "nodes", list, "chain", [])
             Chain.from_config(nodes, where="chain.nodes")  # validates every node now
             return cls(
                 source=SourceConfig.from_table(d.get("source", {})),
@@ -387,7 +311,7 @@ class SessionConfig:
                 decoder=(DecoderConfig.from_table(d["decoder"], base=base)
                          if "decoder" in d else None),
                 outputs=OutputsConfig.from_table(d.get("outputs", {}), base=base),
-                name=_check(meta, "name", str, "session", path.stem if path else "session"),
+                name=check(meta, "name", str, "session", path.stem if path else "session"),
                 duration=duration,
                 path=path,
                 training=(TrainingConfig.from_table(d["training"])
@@ -398,8 +322,6 @@ class SessionConfig:
 
     def with_model(self, model: str | Path, *, threads: int | None = None) -> SessionConfig:
         """A copy whose decoder is the ONNX file ``model`` (``--model`` on the command line)."""
-        from dataclasses import replace
-
         old = self.decoder
         t = threads if threads is not None else (old.threads if old else 1)
         return replace(self, decoder=DecoderConfig("onnx", Path(model), t))
@@ -420,10 +342,4 @@ class SessionConfig:
             Naming the file, the bad key, and the expected and found values.
         """
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"session file {path} does not exist")
-        try:
-            d = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-            raise ConfigError(f"{path}: not valid TOML: {err}") from None
-        return cls.from_dict(d, path=path)
+        return cls.from_dict(load_toml(path, what="session file"), path=path)

@@ -7,15 +7,17 @@ preprocessing (read from the decoder's spec), same window arithmetic.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from bci.errors import TrainingError
-from bci.pipeline import Pipeline, replay_windows
+from bci.pipeline import Pipeline
+from bci.recording import Recording, RecordingSource
+from bci.runner import Branch, run
 from bci.session import SessionConfig
 from bci.spec import DecoderSpec
+from bci.windowing import Window
 
 
 class _SpecOnly:
@@ -70,7 +72,7 @@ class TrainingWindows:
                    np.concatenate([p.stops for p in parts]), np.concatenate(recs))
 
 
-def extract_windows(config: SessionConfig, spec: DecoderSpec, recording, *,
+def extract_windows(config: SessionConfig, spec: DecoderSpec, recording: Recording, *,
                     chunk_size: int = 256) -> TrainingWindows:
     """Cut the labelled windows a decoder with ``spec`` would see when replaying ``recording``.
 
@@ -80,15 +82,15 @@ def extract_windows(config: SessionConfig, spec: DecoderSpec, recording, *,
         Its chain, window and event map are used (the decoder table is not).
     spec : DecoderSpec
         Channels, sampling rate, preprocessing and window of the decoder to train.
-    recording : bci.devices.recording.Recording
+    recording : bci.recording.Recording
     chunk_size : int
         Samples per chunk; the windows do not depend on it.
 
     Returns
     -------
     TrainingWindows
-        Only windows whose marker names a class; windows touching NaN/Inf samples are
-        left out, as live.
+        Only windows whose marker names a class; windows touching NaN/Inf samples or
+        spanning a gap in the timestamps are left out, as live.
 
     Raises
     ------
@@ -99,15 +101,19 @@ def extract_windows(config: SessionConfig, spec: DecoderSpec, recording, *,
     """
     kinds = [n.get("kind") for n in (*config.chain, *spec.preprocessing)]
     n_dims = 3 if "filterbank" in kinds else 2
-    pipeline = Pipeline(config, recording.info, clock=time.perf_counter,
+    source = RecordingSource(recording, chunk_size=chunk_size)
+    pipeline = Pipeline(config, source.open(), clock=source.clock,
                         decoder=_SpecOnly(spec, n_dims))
     X, y, stops = [], [], []
-    for w in replay_windows(pipeline, recording, chunk_size=chunk_size):
-        if w.label is None:
-            continue
-        X.append(w.data)
-        y.append(w.label)
-        stops.append(w.stop)
+
+    def take(w: Window) -> None:
+        if w.label is not None:
+            X.append(w.data)
+            y.append(w.label)
+            stops.append(w.stop)
+
+    # the live loop, unpaced, with a window sink in place of the decoder
+    run(source, [Branch(pipeline, on_window=[take], decode=False)], paced=False)
     if not X:
         found = sorted(set(recording.markers.values))[:20]
         events = config.window.events

@@ -39,10 +39,10 @@ from bci.latency import percentiles_ms, time_calls
 
 def retrieval(args: argparse.Namespace) -> dict:
     from bci.decoders.meg_retrieval import MEGRetrieval, RidgeRetrieval
-    from bci.devices.recording import Recording
 
     from bci.chunk import Markers
     from bci.datasets.meg import make_meg_images, meg_epochs
+    from bci.recording import Recording
 
     data = make_meg_images(n_images=args.images, n_repeats=args.repeats, sfreq=600.0,
                            n_sites=args.sites, snr=args.snr, seed=args.seed,
@@ -93,7 +93,8 @@ def _replay_curve(model, rec, names: list[str], bank: np.ndarray) -> dict:
     from bci.decoders.meg_retrieval import retrieval_curve, tmax_of
 
     from bci.decoder import OnnxDecoder
-    from bci.pipeline import Pipeline, replay_windows
+    from bci.pipeline import Pipeline
+    from bci.runner import replay_windows
     from bci.session import (
         DecoderConfig,
         OutputsConfig,

@@ -28,9 +28,12 @@ keyword-only; fitted attributes end in ``_``) with three more things:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
 
 #: ONNX opset every exporter in this package targets.
 OPSET = 17
@@ -103,3 +106,42 @@ def encode_labels(y: Any, n: int, *, who: str,
         raise ValueError(f"{who}: expected labels among {known.tolist()}, found {unknown}")
     lookup = {c: i for i, c in enumerate(known.tolist())}
     return known, np.array([lookup[c] for c in labels], np.int64)
+
+
+def classifier_graph(
+    nodes: Sequence[onnx.NodeProto],
+    initializers: Mapping[str, np.ndarray] | Sequence[onnx.TensorProto],
+    window_shape: Sequence[int], n_classes: int, name: str, *, doc: str = "",
+) -> onnx.ModelProto:
+    """Wrap graph nodes into a checked decoder model with the contract's input and output.
+
+    Parameters
+    ----------
+    nodes : sequence of onnx.NodeProto
+        Reading ``"x"`` and writing ``"y"``.
+    initializers : mapping of name to ndarray, or sequence of onnx.TensorProto
+    window_shape : sequence of int
+        Shape of one window without the batch axis.
+    n_classes : int
+    name, doc : str
+        Graph name and the model's doc string.
+
+    Returns
+    -------
+    model : onnx.ModelProto
+        Float32 input ``"x"`` ``("batch", *window_shape)``, float32 output ``"y"``
+        ``("batch", n_classes)``, opset :data:`OPSET`, IR version 8.
+    """
+    if isinstance(initializers, Mapping):
+        initializers = [numpy_helper.from_array(np.asarray(v), k)
+                        for k, v in initializers.items()]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *window_shape])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", n_classes])
+    graph = helper.make_graph(list(nodes), name, [x], [y], list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="bci-runtime")
+    model.ir_version = 8  # readable by older onnxruntime releases too
+    if doc:
+        model.doc_string = doc
+    onnx.checker.check_model(model)
+    return model

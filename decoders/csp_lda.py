@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from bci.decoders.base import OPSET, check_windows
+from bci.decoders.base import check_windows, classifier_graph
 from bci.decoders.csp import CSP, append_csp, check_labels, log_relative_variance
 from onnx import TensorProto, helper, numpy_helper
 from scipy.special import expit, softmax
@@ -64,18 +64,6 @@ def _append_lda(nodes: list[Any], inits: list[Any], features: str,
             helper.make_node("Concat", ["lda_p0", "lda_p1"], ["lda_proba"], axis=1),
         ]
     nodes.append(helper.make_node("Cast", ["lda_proba"], [out], to=TensorProto.FLOAT))
-
-
-def _model(nodes: list[Any], inits: list[Any], window_shape: tuple[int, ...],
-           n_classes: int, name: str) -> onnx.ModelProto:
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *window_shape])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", n_classes])
-    graph = helper.make_graph(nodes, name, [x], [y], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="bci-runtime")
-    model.ir_version = 8  # readable by older onnxruntime releases too
-    onnx.checker.check_model(model)
-    return model
 
 
 def _check_fitted_shape(who: str, X: np.ndarray, fitted: tuple[int, ...], names: str) -> None:
@@ -174,7 +162,7 @@ class CSPLDA(ClassifierMixin, BaseEstimator):
         feats = append_csp(nodes, inits, self.csp_.filters_, x="x", transform_into="log_var",
                            dtype=np.float64)
         _append_lda(nodes, inits, feats, self.lda_)
-        return _model(nodes, inits, self.window_shape_, self.classes_.size, "csp_lda")
+        return classifier_graph(nodes, inits, self.window_shape_, self.classes_.size, "csp_lda")
 
 
 class FBCSP(ClassifierMixin, BaseEstimator):
@@ -301,4 +289,4 @@ class FBCSP(ClassifierMixin, BaseEstimator):
                   helper.make_node("Gather", ["fb_features", "fb_selected"], ["fb_kept"],
                                    axis=1)]
         _append_lda(nodes, inits, "fb_kept", self.lda_)
-        return _model(nodes, inits, self.window_shape_, self.classes_.size, "fbcsp")
+        return classifier_graph(nodes, inits, self.window_shape_, self.classes_.size, "fbcsp")

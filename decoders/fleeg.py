@@ -80,12 +80,19 @@ import numpy as np
 import onnx
 import torch
 from bci.decoders.base import check_windows, encode_labels
-from bci.decoders.torch_classifier import PREDICT_BATCH, Scale, apply_max_norm
+from bci.decoders.torch_classifier import (
+    PREDICT_BATCH,
+    Scale,
+    apply_max_norm,
+    batch_starts,
+    decay_groups,
+)
 from bci.decoders.torch_export import export_module
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from bci.errors import ModelError
 from bci.spec import DecoderSpec, WindowSpec, write_spec
 
 log = logging.getLogger(__name__)
@@ -656,13 +663,10 @@ class FLEEGClassifier(ClassifierMixin, BaseEstimator):
                site_only: bool = False) -> None:
         module = self.module_
         rng = np.random.default_rng([int(self.seed), 2, self.n_fits_])
-        trained = [p for k, p in module.named_parameters()
+        trained = [(k, p) for k, p in module.named_parameters()
                    if not (site_only and k.startswith("shared."))]
-        decay = [p for p in trained if p.ndim > 1]
-        no_decay = [p for p in trained if p.ndim <= 1]
-        optimizer = torch.optim.Adam(
-            [{"params": decay, "weight_decay": float(self.weight_decay)},
-             {"params": no_decay, "weight_decay": 0.0}], lr=float(self.lr))
+        optimizer = torch.optim.Adam(decay_groups(trained, self.weight_decay),
+                                     lr=float(self.lr))
         loss_fn = nn.CrossEntropyLoss()
         n, size = X.shape[0], int(self.batch_size)
         epochs = int(self.epochs) if epochs is None else epochs
@@ -670,12 +674,8 @@ class FLEEGClassifier(ClassifierMixin, BaseEstimator):
         try:
             for epoch in range(1, epochs + 1):
                 order = rng.permutation(n)
-                starts = list(range(0, n, size))
-                # a lone trailing window would give batch norm a batch of one
-                if len(starts) > 1 and n - starts[-1] == 1:
-                    starts.pop()
                 total, seen = 0.0, 0
-                for start in starts:
+                for start in batch_starts(n, size):
                     idx = torch.from_numpy(order[start:start + size])
                     if idx.numel() < 2:
                         continue  # batch norm cannot train on a single window
@@ -844,21 +844,21 @@ class FLEEGClassifier(ClassifierMixin, BaseEstimator):
 
         Raises
         ------
-        ValueError
+        bci.errors.ModelError
             If the file is not a FLEEG site file, or was written for another montage,
             window shape, rate, class list or architecture (naming what differs).
         """
         path = Path(path)
         blob = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(blob, dict) or blob.get("kind") != "fleeg-site":
-            raise ValueError(f"{self._who()}.load_site: {path} is not a FLEEG site file")
+            raise ModelError(f"{self._who()}.load_site: {path} is not a FLEEG site file")
         if blob.get("version", 0) > SITE_FILE_VERSION:
-            raise ValueError(f"{self._who()}.load_site: {path} has format version "
+            raise ModelError(f"{self._who()}.load_site: {path} has format version "
                              f"{blob['version']}, newer than {SITE_FILE_VERSION}")
         sig = blob["signature"]
         if not hasattr(self, "module_"):
             if not math.isclose(float(sig["sfreq"]), float(self.sfreq)):
-                raise ValueError(f"{self._who()}.load_site: {path} is for a site at "
+                raise ModelError(f"{self._who()}.load_site: {path} is for a site at "
                                  f"{sig['sfreq']:g} Hz, this model is at {self.sfreq:g} Hz")
             self.initialize(sig["n_channels"], sig["n_times"], sig["classes"],
                             ch_names=sig["ch_names"])
@@ -869,12 +869,12 @@ class FLEEGClassifier(ClassifierMixin, BaseEstimator):
         diffs = [k for k in mine if mine[k] != sig.get(k)]
         if diffs:
             detail = "; ".join(f"{k}: file {sig.get(k)!r}, model {mine[k]!r}" for k in diffs)
-            raise ValueError(f"{self._who()}.load_site: {path} was written for another site "
+            raise ModelError(f"{self._who()}.load_site: {path} was written for another site "
                              f"({detail})")
         shared = set(self.shared_keys())
         expected = {k for k in self.module_.state_dict() if k not in shared}
         if set(blob["state"]) != expected:
-            raise ValueError(f"{self._who()}.load_site: {path}: expected entries "
+            raise ModelError(f"{self._who()}.load_site: {path}: expected entries "
                              f"{sorted(expected)}, found {sorted(blob['state'])}")
         self.module_.load_state_dict(blob["state"], strict=False)
         self.n_fits_ = int(blob.get("n_fits", 0))

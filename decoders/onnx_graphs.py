@@ -11,21 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
-
-OPSET = 17
-
-
-def _model(nodes, inits, n_channels, n_times, n_out, name) -> onnx.ModelProto:
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", n_channels, n_times])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", n_out])
-    graph = helper.make_graph(nodes, name, [x], [y],
-                              [numpy_helper.from_array(v, k) for k, v in inits.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="bci-runtime")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+from bci.decoders.base import classifier_graph
+from onnx import helper
 
 
 def linear_softmax_model(weights: np.ndarray, bias: np.ndarray) -> onnx.ModelProto:
@@ -47,7 +34,7 @@ def linear_softmax_model(weights: np.ndarray, bias: np.ndarray) -> onnx.ModelPro
         helper.make_node("Gemm", ["flat", "w", "b"], ["logits"], transB=1),
         helper.make_node("Softmax", ["logits"], ["y"], axis=-1),
     ]
-    return _model(nodes, inits, n_channels, n_times, n_classes, "linear_softmax")
+    return classifier_graph(nodes, inits, (n_channels, n_times), n_classes, "linear_softmax")
 
 
 def linear_softmax_reference(weights: np.ndarray, bias: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -97,4 +84,4 @@ def eegnet_sized_model(
         helper.make_node("Gemm", ["flat", "w_dense", "b_dense"], ["logits"], transB=1),
         helper.make_node("Softmax", ["logits"], ["y"], axis=-1),
     ]
-    return _model(nodes, inits, n_channels, n_times, n_classes, "eegnet_sized")
+    return classifier_graph(nodes, inits, (n_channels, n_times), n_classes, "eegnet_sized")

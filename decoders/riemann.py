@@ -29,8 +29,21 @@ class _CovarianceClassifier(ClassifierMixin, BaseEstimator):
     With ``bands`` the windows are ``(n_windows, n_bands, n_channels, n_times)`` and the
     sub-band signals are stacked along the channel axis (band-major) before the
     covariance, as MOABB's ``ExtendedSSVEPSignal`` does, so that a covariance of size
-    ``n_bands·n_channels`` also holds the cross-band terms.
+    ``n_bands·n_channels`` also holds the cross-band terms. The parameters are those of
+    :class:`RiemannMDM`.
     """
+
+    def __init__(
+        self, *, sfreq: float, l_freq: float = 8.0, h_freq: float = 30.0,
+        bands: Sequence[Sequence[float]] | None = None, filter_order: int = 4,
+        estimator: str = "lwf",
+    ) -> None:
+        self.sfreq = sfreq
+        self.l_freq = l_freq
+        self.h_freq = h_freq
+        self.bands = bands
+        self.filter_order = filter_order
+        self.estimator = estimator
 
     def _pipeline(self) -> Pipeline:
         raise NotImplementedError
@@ -182,18 +195,6 @@ class RiemannMDM(_CovarianceClassifier):
         ``Covariances → MDM``.
     """
 
-    def __init__(
-        self, *, sfreq: float, l_freq: float = 8.0, h_freq: float = 30.0,
-        bands: Sequence[Sequence[float]] | None = None, filter_order: int = 4,
-        estimator: str = "lwf",
-    ) -> None:
-        self.sfreq = sfreq
-        self.l_freq = l_freq
-        self.h_freq = h_freq
-        self.bands = bands
-        self.filter_order = filter_order
-        self.estimator = estimator
-
     def _pipeline(self) -> Pipeline:
         from pyriemann.classification import MDM
         from pyriemann.estimation import Covariances
@@ -236,12 +237,8 @@ class TangentSpaceLR(_CovarianceClassifier):
         bands: Sequence[Sequence[float]] | None = None, filter_order: int = 4,
         estimator: str = "lwf", C: float = 1.0,
     ) -> None:
-        self.sfreq = sfreq
-        self.l_freq = l_freq
-        self.h_freq = h_freq
-        self.bands = bands
-        self.filter_order = filter_order
-        self.estimator = estimator
+        super().__init__(sfreq=sfreq, l_freq=l_freq, h_freq=h_freq, bands=bands,
+                         filter_order=filter_order, estimator=estimator)
         self.C = C
 
     def _pipeline(self) -> Pipeline:

@@ -34,10 +34,20 @@ import numpy as np
 import torch
 from bci.decoders.base import check_windows
 from bci.decoders.csp import CSP, check_labels
+from bci.decoders.torch_export import export_module
 from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 
+from bci.errors import ModelError
 from bci.spec import DecoderSpec, write_spec
+
+#: Format of the files :meth:`RLEEGNet.save_state` writes.
+STATE_KIND, STATE_VERSION = "rl-eegnet-state", 1
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    """Hyperparameters with numpy scalars turned into Python ones (weights-only loadable)."""
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
 
 
 class QNetwork(nn.Module):
@@ -126,6 +136,25 @@ class ReplayBuffer:
                 self.next_states[j] = next_states[i]
             self._head = (j + 1) % self.capacity
             self.size = min(self.size + 1, self.capacity)
+
+    def state(self) -> dict[str, Any]:
+        """The ring's contents as tensors and integers (see :meth:`RLEEGNet.to_state`)."""
+        arrays = {"states": self.states, "next_states": self.next_states,
+                  "actions": self.actions, "rewards": self.rewards, "done": self.done}
+        return {"capacity": self.capacity, "size": self.size, "head": self._head,
+                **{k: None if v is None else torch.from_numpy(v.copy())
+                   for k, v in arrays.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ReplayBuffer:
+        """The buffer :meth:`state` describes."""
+        buffer = cls(state["capacity"], tuple(state["states"].shape[1:]),
+                     store_next=state["next_states"] is not None)
+        for key in ("states", "next_states", "actions", "rewards", "done"):
+            if state[key] is not None:
+                getattr(buffer, key)[:] = state[key].numpy()
+        buffer.size, buffer._head = int(state["size"]), int(state["head"])
+        return buffer
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
         """``n`` transitions drawn uniformly with replacement (indices into the ring)."""
@@ -334,8 +363,6 @@ class RLEEGNet(ClassifierMixin, BaseEstimator):
 
     def to_onnx(self) -> Any:
         """The network (CSP projection included) as ONNX: ``x`` (batch, C, T) → probabilities."""
-        from bci.decoders.torch_export import export_module
-
         self._check_fitted()
         return export_module(self.module_, self.input_shape_)
 
@@ -377,6 +404,87 @@ class RLEEGNet(ClassifierMixin, BaseEstimator):
             self._run_pass(X, yi, float(self.adapt_epsilon))
         self.module_.eval()
         return self
+
+    # -- state files ----------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything the fitted decoder needs to predict and to keep adapting.
+
+        Plain values, lists, dicts and tensors only, no pickled class, so the file
+        :meth:`save_state` writes loads with ``torch.load(weights_only=True)`` and
+        survives a move of this module: hyperparameters, classes, the CSP filters, the
+        online and target networks' state dicts, the optimiser's, the replay buffer,
+        the random generator's state and the counters.
+        """
+        self._check_fitted()
+        csp = self.csp_
+        return {
+            "kind": STATE_KIND, "version": STATE_VERSION,
+            "params": _plain(self.get_params()), "classes": self.classes_.tolist(),
+            "csp": {"params": _plain(csp.get_params()), "classes": csp.classes_.tolist(),
+                    **{k: torch.from_numpy(np.array(getattr(csp, f"{k}_")))
+                       for k in ("filters", "eigenvalues", "patterns")}},
+            "module": self.module_.state_dict(), "target": self.target_.state_dict(),
+            "optimizer": self.optimizer_.state_dict(), "replay": self.replay_.state(),
+            "rng": self.rng_.bit_generator.state, "epsilon": float(self.epsilon_),
+            "n_updates": int(self.n_updates_), "history": [float(h) for h in self.history_],
+            "input_shape": list(self.input_shape_),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RLEEGNet:
+        """The fitted decoder :meth:`to_state` describes."""
+        est = cls(**state["params"])
+        est.classes_ = np.asarray(state["classes"])
+        c = state["csp"]
+        est.csp_ = CSP(**c["params"])
+        est.csp_.classes_ = np.asarray(c["classes"])
+        for key in ("filters", "eigenvalues", "patterns"):
+            setattr(est.csp_, f"{key}_", c[key].numpy())
+        projection = state["module"]["projection"].numpy()
+        # the fresh weights are overwritten at once; leave the caller's torch RNG alone
+        with torch.random.fork_rng(devices=[]):
+            est.module_ = QNetwork(projection, est.classes_.size, pool=est.pool)
+        est.module_.load_state_dict(state["module"])
+        est.target_ = copy.deepcopy(est.module_)
+        est.target_.load_state_dict(state["target"])
+        est.target_.requires_grad_(False)
+        est.optimizer_ = torch.optim.Adam(est.module_.parameters(), lr=est.lr)
+        est.optimizer_.load_state_dict(state["optimizer"])
+        est.replay_ = ReplayBuffer.from_state(state["replay"])
+        est.rng_ = np.random.default_rng()
+        est.rng_.bit_generator.state = state["rng"]
+        est.epsilon_ = float(state["epsilon"])
+        est.n_updates_ = int(state["n_updates"])
+        est.history_ = list(state["history"])
+        est.input_shape_ = tuple(int(d) for d in state["input_shape"])
+        est.n_features_in_ = est.input_shape_[0]
+        est.module_.eval()
+        return est
+
+    def save_state(self, path: str | Path) -> Path:
+        """Write :meth:`to_state` to ``path`` (a torch file); return the path."""
+        path = Path(path)
+        torch.save(self.to_state(), path)
+        return path
+
+    @classmethod
+    def load_state(cls, path: str | Path) -> RLEEGNet:
+        """Read a file written by :meth:`save_state` (``torch.load(weights_only=True)``).
+
+        Raises
+        ------
+        bci.errors.ModelError
+            If the file holds something else, or a newer format.
+        """
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("kind") != STATE_KIND:
+            raise ModelError(f"{path}: expected an RL-EEGNet state file "
+                             f"(kind {STATE_KIND!r}), found something else")
+        if state.get("version", 0) > STATE_VERSION:
+            raise ModelError(f"{path}: state format version {state['version']}, newer than "
+                             f"{STATE_VERSION} which this version reads")
+        return cls.from_state(state)
 
     # -- internals ------------------------------------------------------------------
 
@@ -581,8 +689,6 @@ class OnlineAdapter:
         -------
         path : Path
         """
-        from bci.decoders.torch_export import export_module
-
         classes = [str(c) for c in self.decoder.classes_]
         if list(spec.classes) != classes:
             raise ValueError(f"OnlineAdapter.export: spec.classes {spec.classes} differ from "

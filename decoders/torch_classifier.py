@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Container, Iterable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -93,6 +93,28 @@ class BestEpoch:
             return n_epochs
         module.load_state_dict(self.state)
         return self.epoch
+
+
+def decay_groups(named_parameters: Iterable[tuple[str, nn.Parameter]], weight_decay: float,
+                 *, exempt: Container[str] = ()) -> list[dict[str, Any]]:
+    """Optimiser parameter groups: ``weight_decay`` on weights (conv kernels, dense
+    matrices), none on biases, norm parameters and the ``exempt`` names."""
+    named = list(named_parameters)
+    decay = [p for k, p in named if p.ndim > 1 and k not in exempt]
+    rest = [p for k, p in named if p.ndim <= 1 or k in exempt]
+    return [{"params": decay, "weight_decay": float(weight_decay)},
+            {"params": rest, "weight_decay": 0.0}]
+
+
+def batch_starts(n: int, size: int) -> list[int]:
+    """Start of each batch of ``size`` among ``n`` windows taken in order.
+
+    A lone trailing window is left out: batch norm cannot train on a batch of one.
+    """
+    starts = list(range(0, n, size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return starts
 
 
 def apply_max_norm(module: nn.Module) -> None:
@@ -291,12 +313,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         module.to(device)
         Xt = torch.from_numpy(X).to(device)
         yt = torch.from_numpy(y).to(device)
-        decay = [p for p in module.parameters() if p.ndim > 1]
-        no_decay = [p for p in module.parameters() if p.ndim <= 1]
-        optimizer = torch.optim.Adam(
-            [{"params": decay, "weight_decay": float(self.weight_decay)},
-             {"params": no_decay, "weight_decay": 0.0}], lr=float(self.lr),
-        )
+        optimizer = torch.optim.Adam(decay_groups(module.named_parameters(), self.weight_decay),
+                                     lr=float(self.lr))
         loss_fn = nn.CrossEntropyLoss()
         size = train_idx.size if batch_size is None else int(batch_size)
         history: list[dict[str, float]] = []
@@ -304,12 +322,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         for epoch in range(1, int(epochs) + 1):
             module.train()
             order = rng.permutation(train_idx)
-            starts = list(range(0, order.size, size))
-            # a lone trailing window would give batch norm a batch of one
-            if len(starts) > 1 and order.size - starts[-1] == 1:
-                starts.pop()
             total, seen = 0.0, 0
-            for start in starts:
+            for start in batch_starts(order.size, size):
                 idx = torch.from_numpy(order[start:start + size]).to(device)
                 optimizer.zero_grad()
                 loss = loss_fn(module(Xt[idx]), yt[idx])

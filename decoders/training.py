@@ -4,23 +4,30 @@
 :func:`bci.training_data.extract_windows` (the live chain and windower); everything that
 is fitted (CSP, TRCA filters, scalers, networks) is fitted inside the training fold only,
 because each fold fits a fresh clone of the decoder on the fold's training windows.
+Decoders are found by name in :data:`bci.registry.decoders` (see
+:mod:`bci.decoders.catalog`), and built by their registered builders.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import mne
 import numpy as np
+from bci.decoders.adaptation import LiveAdaptation, save_state
+from bci.devices.files import read_recording
 
-from bci.errors import TrainingError
+from bci import registry
+from bci.errors import BCIError, TrainingError
+from bci.metrics import itr_bits_per_min
 from bci.session import SessionConfig, TrainingConfig
 from bci.spec import DecoderSpec, WindowSpec, write_spec
 from bci.training_data import TrainingWindows, extract_windows
@@ -30,125 +37,54 @@ log = logging.getLogger(__name__)
 SPLITS = ("cross-session", "leave-one-block-out", "k-fold")
 
 
-def _fbcca(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-    from bci.decoders.fbcca import FBCCAClassifier
+def training_config(config: SessionConfig, name: str | None = None) -> TrainingConfig:
+    """The session's ``[training]`` table.
 
-    return FBCCAClassifier(sfreq=sfreq, frequencies=t.frequencies, **opts)
-
-
-def _trca(ensemble: bool) -> Callable[[TrainingConfig, float, dict], Any]:
-    def build(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-        from bci.decoders.trca import TRCA
-
-        return TRCA(sfreq=sfreq, ensemble=ensemble, **opts)
-    return build
-
-
-def _ssvep_dnn(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-    from bci.decoders.ssvep_dnn import SSVEPDNNClassifier
-
-    return SSVEPDNNClassifier(sfreq=sfreq, **{"seed": t.seed, **opts})
+    A session that serves decoder ``name`` without a model file (``[decoder] kind =
+    "fbcca"``) describes it fully, so it needs no ``[training]`` table to be evaluated.
+    """
+    if config.training is not None:
+        return config.training
+    if name is not None and config.decoder is not None and config.decoder.kind == name:
+        entry = registry.decoders.get(name)
+        if entry.meta["served_without_training"]:
+            return TrainingConfig(paradigm=entry.meta["paradigms"][0])
+    raise TrainingError(f"{config.path or 'session'}: no [training] table; add one with "
+                        'paradigm = "ssvep" or "mi" (see examples/ssvep-exo.toml)')
 
 
-def _csp_lda(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-    from bci.decoders.csp_lda import CSPLDA
+def decoder_options(name: str, config: SessionConfig) -> dict[str, Any]:
+    """The options decoder ``name`` is built with: ``[training.decoders.NAME]``.
 
-    return CSPLDA(sfreq=sfreq, **opts)
-
-
-def _fbcsp(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-    from bci.decoders.csp_lda import FBCSP
-
-    return FBCSP(sfreq=sfreq, **{"random_state": t.seed, **opts})
-
-
-def _eegnet(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-    from bci.decoders.eegnet import EEGNetClassifier
-
-    return EEGNetClassifier(sfreq=sfreq, **{"seed": t.seed, **opts})
-
-
-def _rl_eegnet(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-    from bci.decoders.rl_eegnet import RLEEGNet
-
-    return RLEEGNet(sfreq=sfreq, **{"seed": t.seed, **opts})
-
-
-def _duin(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-    from bci.decoders.duin import DuINClassifier
-
-    bipolar = opts.pop("bipolar", None)
-    ch_names = t.ch_names
-    if bipolar is True:  # neighbouring contacts of each shaft, from the contacts' names
-        from bci.datasets.seeg import bipolar_pairs
-
-        if not ch_names:
-            raise TrainingError("training.decoders.duin.bipolar = true needs the contacts: "
-                                "list them in [training] ch_names")
-        bipolar = bipolar_pairs(ch_names)
-    elif bipolar is not None:
-        if not all(isinstance(p, list | tuple) and len(p) == 2 for p in bipolar):
-            raise TrainingError("training.decoders.duin.bipolar: expected true or a list of "
-                                f"[anode, cathode] pairs, found {bipolar!r}")
-        bipolar = [tuple(p) for p in bipolar]
-        if ch_names is None:  # the contacts of the pairs, in order of appearance
-            ch_names = list(dict.fromkeys(c for p in bipolar for c in p))
-    return DuINClassifier(sfreq=sfreq, ch_names=ch_names, bipolar=bipolar,
-                          **{"seed": t.seed, **opts})
-
-
-def _mdm(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-    from bci.decoders.riemann import RiemannMDM
-
-    if t.paradigm == "ssvep" and "bands" not in opts:
-        # MOABB's SSVEP-exo pipeline: narrow bands around each stimulation frequency
-        opts = {"bands": [[f - 0.5, f + 0.5] for f in t.frequencies.values()], **opts}
-    return RiemannMDM(sfreq=sfreq, **opts)
-
-
-def _ts_lr(t: TrainingConfig, sfreq: float, opts: dict) -> Any:
-    from bci.decoders.riemann import TangentSpaceLR
-
-    return TangentSpaceLR(sfreq=sfreq, **opts)
-
-
-#: Decoders by command-line name: builder and whether it exports to ONNX.
-DECODERS: dict[str, Callable[[TrainingConfig, float, dict], Any]] = {
-    "fbcca": _fbcca,
-    "trca": _trca(False),
-    "etrca": _trca(True),
-    "ssvep-dnn": _ssvep_dnn,
-    "csp-lda": _csp_lda,
-    "fbcsp": _fbcsp,
-    "eegnet": _eegnet,
-    "rl-eegnet": _rl_eegnet,
-    "duin": _duin,
-}
-#: Image retrieval from MEG (embeddings, not classes): ``bci train --bank DIR``.
-RETRIEVAL = "meg-retrieval"
-#: Baselines for evaluation only (pyriemann has no ONNX export).
-BASELINES: dict[str, Callable[[TrainingConfig, float, dict], Any]] = {
-    "mdm": _mdm,
-    "ts-lr": _ts_lr,
-}
-
-
-def training_config(config: SessionConfig) -> TrainingConfig:
-    if config.training is None:
-        raise TrainingError(f"{config.path or 'session'}: no [training] table; add one with "
-                         'paradigm = "ssvep" or "mi" (see examples/ssvep-exo.toml)')
-    return config.training
+    For a decoder the session also serves without a model file (``[decoder] kind =
+    NAME``), the ``[decoder]`` table's options come first, so that ``bci evaluate``
+    scores the decoder ``bci run`` serves; ``[training.decoders.NAME]`` may add options
+    but not contradict them.
+    """
+    t = config.training
+    options = dict(t.decoders.get(name, {})) if t is not None else {}
+    d = config.decoder
+    if d is None or d.kind != name:
+        return options
+    for key, value in options.items():
+        if key in d.options and d.options[key] != value:
+            raise TrainingError(
+                f"training.decoders.{name}.{key}: {value!r} contradicts decoder.{key} = "
+                f"{d.options[key]!r}; bci evaluate scores what bci run serves: set it once, "
+                "in [decoder]")
+    return {**d.options, **options}
 
 
 def make_decoder(name: str, config: SessionConfig, sfreq: float) -> Any:
     """A fresh, unfitted decoder named ``name`` with the session's hyperparameters."""
-    t = training_config(config)
-    builders = {**DECODERS, **BASELINES}
-    if name not in builders:
-        raise TrainingError(f"decoder: expected one of {sorted(builders)}, found {name!r}")
-    opts = dict(t.decoders.get(name, {}))
+    entry = registry.decoders.get(name, where="decoder")
+    if entry.meta["bank"] or entry.meta["federated"]:
+        raise TrainingError(f"decoder: {name} is not built from a session's windows and "
+                            f"classes; expected one of {registry.decoders.names(evaluable=True)}")
+    t = training_config(config, name)
+    options = decoder_options(name, config)
     try:
-        return builders[name](t, sfreq, opts)
+        return entry.load()(t, sfreq, options)
     except TypeError as err:
         raise TrainingError(f"training.decoders.{name}: {err}") from None
 
@@ -164,12 +100,12 @@ def classes_of(config: SessionConfig) -> list[str]:
 def decoder_spec(name: str, estimator: Any, config: SessionConfig, info: mne.Info,
                  classes: Sequence[str]) -> DecoderSpec:
     """The ``bci`` spec of a decoder trained on streams like ``info``."""
-    t = training_config(config)
+    t = training_config(config, name)
     w = config.window
     if w.tmin is None or w.tmax is None:
         raise TrainingError(f"{config.path or 'session'}: training needs epochs: set [window] "
                          "tmin and tmax (seconds after each event)")
-    ch_names = (t.ch_names or getattr(estimator, "ch_names", None)
+    ch_names = (getattr(estimator, "ch_names", None) or t.ch_names
                 or [info["ch_names"][i]
                     for i in mne.pick_types(info, eeg=True, seeg=True, ecog=True, exclude=[])])
     if not ch_names:
@@ -189,8 +125,6 @@ def decoder_spec(name: str, estimator: Any, config: SessionConfig, info: mne.Inf
 def load_windows(config: SessionConfig, spec: DecoderSpec,
                  paths: Sequence[str | Path]) -> TrainingWindows:
     """Labelled windows of every recording in ``paths``, cut by the live code."""
-    from bci.devices.files import read_recording
-
     parts = []
     for i, path in enumerate(paths):
         part = extract_windows(config, spec, read_recording(path))
@@ -200,24 +134,37 @@ def load_windows(config: SessionConfig, spec: DecoderSpec,
     return TrainingWindows.concatenate(parts)
 
 
-def _prepare(name: str, config: SessionConfig, first: str | Path):
-    from bci.devices.files import read_recording
+@contextlib.contextmanager
+def _estimator_errors(where: str = "") -> Iterator[None]:
+    """Estimators check their hyperparameters ([training.decoders.NAME]) and windows
+    scikit-learn style, with ValueError; the user gets them as one line."""
+    try:
+        yield
+    except BCIError:
+        raise
+    except ValueError as err:
+        raise TrainingError(f"{where}: {err}" if where else str(err)) from None
 
+
+def _prepare(name: str, config: SessionConfig, first: str | Path):
     rec = read_recording(first)
-    estimator = make_decoder(name, config, float(rec.info["sfreq"]))
     classes = classes_of(config)
-    return estimator, decoder_spec(name, estimator, config, rec.info, classes), classes
+    with _estimator_errors(f"training.decoders.{name}"):
+        estimator = make_decoder(name, config, float(rec.info["sfreq"]))
+        spec = decoder_spec(name, estimator, config, rec.info, classes)
+    return estimator, spec, classes
 
 
 def _fit(estimator: Any, X: np.ndarray, y: np.ndarray, glob: TrainingWindows | None) -> Any:
     """Fit; with global-stage windows, fit on them first and fine-tune on ``X``."""
-    if glob is not None:
-        if not hasattr(estimator, "fine_tune"):
-            raise TrainingError(f"{type(estimator).__name__} has no global/fine-tune stages; "
-                             "--global applies to ssvep-dnn")
-        estimator.fit(glob.X, glob.y)
-        return estimator.fine_tune(X, y)
-    return estimator.fit(X, y)
+    if glob is not None and not hasattr(estimator, "fine_tune"):
+        raise TrainingError(f"{type(estimator).__name__} has no global/fine-tune stages; "
+                            "--global applies to ssvep-dnn")
+    with _estimator_errors():
+        if glob is not None:
+            estimator.fit(glob.X, glob.y)
+            return estimator.fine_tune(X, y)
+        return estimator.fit(X, y)
 
 
 def train(config: SessionConfig, name: str, paths: Sequence[str | Path], *,
@@ -234,24 +181,24 @@ def train(config: SessionConfig, name: str, paths: Sequence[str | Path], *,
     dict
         ``output``, ``n_windows``, ``classes``, ``train_seconds`` and training accuracy.
     """
-    if name == RETRIEVAL:
+    entry = registry.decoders.get(name, where="decoder")
+    if entry.meta["bank"]:
         if bank is None:
-            raise TrainingError("meg-retrieval learns image embeddings: give the bank folder "
+            raise TrainingError(f"{name} learns image embeddings: give the bank folder "
                                 "with --bank DIR (one .npy embedding per image)")
-        from bci.decoders.meg_retrieval import train_retrieval
-
         t = training_config(config)
         events = config.window.events
-        return train_retrieval(paths, bank=bank, output=output,
-                               images=list(events) if events else None,
-                               options=t.decoders.get(RETRIEVAL, {}), seed=t.seed)
+        return entry.load()(paths, bank=bank, output=output,
+                            images=list(events) if events else None,
+                            options=t.decoders.get(name, {}), seed=t.seed)
     if bank is not None:
-        raise TrainingError(f"--bank is for meg-retrieval, not {name}")
-    if name in BASELINES:
-        raise TrainingError(f"{name} is an evaluation baseline with no ONNX export; train one "
-                         f"of {sorted(DECODERS)}")
-    if name == "fbcca":
-        raise TrainingError('fbcca is training-free: serve it with [decoder] kind = "fbcca"')
+        raise TrainingError(f"--bank is for {registry.decoders.names(bank=True)}, not {name}")
+    if entry.meta["served_without_training"]:
+        raise TrainingError(f"{name} is training-free: serve it with [decoder] kind = "
+                            f'"{name}"')
+    if not entry.meta["trainable"]:
+        raise TrainingError(f"{name} cannot be trained into an ONNX model; train one of "
+                            f"{registry.decoders.names(trainable=True)}")
     estimator, spec, _ = _prepare(name, config, paths[0])
     data = load_windows(config, spec, paths)
     glob = load_windows(config, spec, global_paths) if global_paths else None
@@ -266,9 +213,7 @@ def train(config: SessionConfig, name: str, paths: Sequence[str | Path], *,
     state = None
     if hasattr(estimator, "adapt"):
         # decoders that learn online keep their trainable state next to the model
-        from bci.adaptation import save_state, state_path
-
-        state = state_path(output)
+        state = LiveAdaptation.state_path(output)
         save_state(estimator, state)
     return {"output": str(output), "state": None if state is None else str(state),
             "decoder": name, "n_windows": len(data),
@@ -304,8 +249,6 @@ class Evaluation:
 
     def summary(self) -> dict[str, Any]:
         from sklearn.metrics import cohen_kappa_score, confusion_matrix
-
-        from bci.metrics import itr_bits_per_min
 
         acc = float(np.mean(self.y_true == self.y_pred))
         out: dict[str, Any] = {
@@ -373,7 +316,7 @@ def evaluate(config: SessionConfig, name: str, *, train: Sequence[str | Path],
     config : SessionConfig
         With ``[window]`` (epochs and event map) and ``[training]``.
     name : str
-        A decoder or baseline name (see :data:`DECODERS`, :data:`BASELINES`).
+        A decoder of :data:`bci.registry.decoders` that is ``evaluable``.
     train, test : sequences of paths
         With ``test``, the split is ``cross-session``: fit on ``train``, score on ``test``.
     split : str | None
@@ -389,6 +332,9 @@ def evaluate(config: SessionConfig, name: str, *, train: Sequence[str | Path],
 
     from sklearn.base import clone
 
+    if not registry.decoders.get(name, where="decoder").meta["evaluable"]:
+        raise TrainingError(f"decoder: {name} is not scored by bci evaluate; expected one of "
+                            f"{registry.decoders.names(evaluable=True)}")
     split = split or ("cross-session" if test else "k-fold")
     if split not in SPLITS:
         raise TrainingError(f"split: expected one of {SPLITS}, found {split!r}")
@@ -409,7 +355,7 @@ def evaluate(config: SessionConfig, name: str, *, train: Sequence[str | Path],
         folds = [(data, test_data)]
     else:
         folds = [(_subset(data, tr), _subset(data, te))
-                 for tr, te in _folds(split, data, n_splits, training_config(config).seed)]
+                 for tr, te in _folds(split, data, n_splits, training_config(config, name).seed)]
     y_true, y_pred, proba, stops, recs, fold_acc = [], [], [], [], [], []
     seconds = 0.0
     for tr, te in folds:
@@ -426,7 +372,7 @@ def evaluate(config: SessionConfig, name: str, *, train: Sequence[str | Path],
         stops.append(te.stops)
         recs.append(te.recording)
         fold_acc.append(float(np.mean(pred == te.y)))
-    t = training_config(config)
+    t = training_config(config, name)
     return Evaluation(
         decoder=name, split=split, classes=classes, y_true=np.concatenate(y_true),
         y_pred=np.concatenate(y_pred), proba=np.concatenate(proba),

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 import onnx
-from bci.decoders.base import OPSET, check_windows
+from bci.decoders.base import check_windows, classifier_graph
 from bci.decoders.fbcca import chen_bands
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 from scipy import linalg
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
@@ -338,21 +338,8 @@ class TRCA(ClassifierMixin, BaseEstimator):
             helper.make_node("Softmax", ["logits"], ["p64"], axis=-1),
             helper.make_node("Cast", ["p64"], ["y"], to=TensorProto.FLOAT),
         ]
-        x = helper.make_tensor_value_info(
-            "x", TensorProto.FLOAT, ["batch", n_bands, n_ch, n_times])
-        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", n_classes])
-        name = "etrca" if self.ensemble else "trca"
-        graph = helper.make_graph(
-            nodes, name, [x], [y],
-            [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()],
-        )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                                  producer_name="bci-runtime")
-        model.ir_version = 8
-        model.doc_string = (
-            f"{'Ensemble ' if self.ensemble else ''}TRCA (Nakanishi et al. 2018), "
-            f"{n_bands} sub-bands, classes {self.classes_.tolist()}; softmax(score / "
-            f"{float(self.temperature):g}) ranks classes and is not calibrated"
-        )
-        onnx.checker.check_model(model)
-        return model
+        doc = (f"{'Ensemble ' if self.ensemble else ''}TRCA (Nakanishi et al. 2018), "
+               f"{n_bands} sub-bands, classes {self.classes_.tolist()}; softmax(score / "
+               f"{float(self.temperature):g}) ranks classes and is not calibrated")
+        return classifier_graph(nodes, inits, (n_bands, n_ch, n_times), n_classes,
+                                "etrca" if self.ensemble else "trca", doc=doc)

@@ -1,1 +1,12 @@
 """The sources and sinks this package provides, registered by kind in :mod:`bci.registry`."""
+
+from bci.registry import sinks, sources
+
+sources.register(
+    "lsl", "bci.devices.lsl_source:LSLInput", live=True,
+    help="an LSL data stream (source.stream/type/source_id) and optional marker stream "
+         "(source.markers)")
+sinks.register(
+    "xdf", "bci.devices.session_recording:SessionRecording",
+    help="the session's own XDF recording: raw input, markers and decisions "
+         "(outputs.record)")

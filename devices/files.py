@@ -1,4 +1,4 @@
-"""Read a recorded file into a :class:`~bci.devices.recording.Recording`.
+"""Read a recorded file into a :class:`~bci.recording.Recording`.
 
 Two families of files are read:
 
@@ -41,11 +41,11 @@ from pathlib import Path
 
 import mne
 import numpy as np
-from bci.devices.recording import Recording
 from bci.devices.units import volt_factor
 
 from bci.chunk import Markers
 from bci.errors import RecordingError
+from bci.recording import Recording
 
 logger = logging.getLogger(__name__)
 

@@ -1,25 +1,28 @@
 """LSL inlets as sources: data into preallocated buffers, markers alongside.
 
 Time correction is always on (timestamps land on this machine's ``local_clock()``);
-dejittering is optional. Gaps are found from timestamps; a stream that disappears keeps
-the session alive: the stall and the gap are reported, and the inlet resumes when the
-stream returns (liblsl recovers streams that carry a ``source_id``; others are
-re-resolved by the same query).
+dejittering is optional. A stream that disappears keeps the session alive: the loss is
+reported, and the inlet resumes when the stream returns (liblsl recovers streams that
+carry a ``source_id``; others are re-resolved by the same query). Gaps, stalls and clock
+faults are found by the loop (:class:`bci.runner.Loop`), the same way for every source.
+
+:class:`LSLInput` is the session's source (registered as ``"lsl"``): a data inlet
+(:class:`LSLSource`) and an optional marker inlet (:class:`MarkerSource`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 
 import mne
 import numpy as np
 from bci.devices.units import volt_factor
 
-from bci.chunk import FLAG_GAP, Chunk, Markers
-from bci.errors import StreamNotFoundError
-from bci.lslconfig import get_pylsl
+from bci.chunk import Chunk, Markers
+from bci.errors import ConfigError, StreamMismatchError, StreamNotFoundError
+from bci.lslconfig import configure_lsl, get_pylsl
+from bci.source import Pull, Source, SourceEvent
 
 log = logging.getLogger(__name__)
 
@@ -27,25 +30,15 @@ MNE_TYPES = {"eeg", "eog", "ecg", "emg", "seeg", "ecog", "dbs", "mag", "grad", "
              "misc", "resp", "bio", "fnirs_cw_amplitude"}
 
 
-
-@dataclass(slots=True)
-class SourceEvent:
-    """Something the source noticed: ``gap``, ``stalled``, ``resumed``, ``lost``."""
-
-    kind: str
-    time: float
-    detail: dict = field(default_factory=dict)
-
-
 def _predicate(name: str | None, type: str | None, source_id: str | None) -> str:
     parts = []
     for key, value in (("name", name), ("type", type), ("source_id", source_id)):
         if value is not None:
             if "'" in value:
-                raise ValueError(f"stream {key} must not contain a quote, found {value!r}")
+                raise ConfigError(f"stream {key} must not contain a quote, found {value!r}")
             parts.append(f"{key}='{value}'")
     if not parts:
-        raise ValueError("give a stream name, type or source_id to resolve")
+        raise ConfigError("give a stream name, type or source_id to resolve")
     return " and ".join(parts)
 
 
@@ -98,7 +91,7 @@ def info_from_lsl(stream_info, *, ch_names: list[str] | None = None) -> tuple[mn
         ch = ch.next_sibling("channel")
     if ch_names:
         if len(ch_names) != n:
-            raise ValueError(
+            raise StreamMismatchError(
                 f"source.ch_names names {len(ch_names)} channels; the stream "
                 f"{stream_info.name()!r} has {n}"
             )
@@ -112,7 +105,7 @@ def info_from_lsl(stream_info, *, ch_names: list[str] | None = None) -> tuple[mn
     units = units + [""] * (n - len(units))
     sfreq = stream_info.nominal_srate()
     if not sfreq > 0:
-        raise ValueError(
+        raise StreamMismatchError(
             f"stream {stream_info.name()!r} has an irregular rate; a data source needs a "
             f"nominal sampling rate, found {sfreq}"
         )
@@ -132,11 +125,6 @@ class LSLSource:
         Seconds to wait for the stream at :meth:`open`.
     dejitter : bool
         Smooth timestamps with liblsl's dejitter (off: gaps stay visible exactly).
-    gap_tolerance : float
-        A gap is reported when consecutive timestamps are more than one sample period
-        plus this many seconds apart, or go backwards.
-    stall_timeout : float
-        Seconds without samples before the stream is reported stalled.
     ch_names : list of str | None
         Names for a stream whose header carries no channel labels.
     max_buffered : float
@@ -148,7 +136,6 @@ class LSLSource:
     def __init__(
         self, *, name: str | None = None, type: str | None = None,
         source_id: str | None = None, resolve_timeout: float = 10.0, dejitter: bool = False,
-        gap_tolerance: float = 0.02, stall_timeout: float = 1.0,
         ch_names: list[str] | None = None, max_buffered: float = 360.0,
         poll_interval: float = 2e-4,
     ) -> None:
@@ -156,17 +143,12 @@ class LSLSource:
         _predicate(name, type, source_id)
         self.resolve_timeout = resolve_timeout
         self.dejitter = dejitter
-        self.gap_tolerance = gap_tolerance
-        self.stall_timeout = stall_timeout
         self.ch_names = ch_names
         self.max_buffered = max_buffered
         self.poll_interval = poll_interval
         self.events: list[SourceEvent] = []
         self.n_samples = 0
         self._inlet = None
-        self._last_ts: float | None = None
-        self._last_data_clock: float | None = None
-        self._stalled = False
         self._next_retry = 0.0
 
     def open(self) -> mne.Info:
@@ -182,12 +164,11 @@ class LSLSource:
         self._max_samples = max(64, int(self.sfreq))  # one pull takes at most 1 s of data
         dtype = self._inlet.np_dtype
         if dtype is None:
-            raise ValueError(
+            raise StreamMismatchError(
                 f"stream {self.stream_info.name()!r} carries strings; a data source needs "
                 "numeric samples (is this a marker stream?)"
             )
         self._buf = np.empty((self._max_samples, n), dtype=dtype)
-        self._threshold = 1.0 / self.sfreq + self.gap_tolerance
         return self.info
 
     def _open_inlet(self, stream_info) -> None:
@@ -209,8 +190,8 @@ class LSLSource:
         Returns
         -------
         chunk : Chunk | None
-            ``data`` float32 (n_channels, n_samples) in volts, flagged where a gap
-            precedes a sample; ``None`` when nothing arrived.
+            ``data`` float32 (n_channels, n_samples) in volts; ``None`` when nothing
+            arrived.
         """
         pylsl = get_pylsl()
         now = pylsl.local_clock()
@@ -235,38 +216,13 @@ class LSLSource:
             self._next_retry = now
             return None
         n = ts.shape[0]
-        now = pylsl.local_clock()
         if n == 0:
-            if (not self._stalled and self._last_data_clock is not None
-                    and now - self._last_data_clock > self.stall_timeout):
-                self._stalled = True
-                self._event("stalled", now, last_timestamp=self._last_ts)
             return None
-        if self._stalled:
-            self._stalled = False
-            self._event("resumed", now)
-        self._last_data_clock = now
         data = self._buf[:n].T.astype(np.float32)
         if self._unit_scaled:
             data *= self._scale[:, None]
-        flags = self._gap_flags(ts, now)
         self.n_samples += n
-        return Chunk(data, ts, flags)
-
-    def _gap_flags(self, ts: np.ndarray, now: float) -> np.ndarray | None:
-        prev = self._last_ts
-        self._last_ts = float(ts[-1])
-        if prev is None:
-            return None
-        dts = np.diff(ts, prepend=prev)
-        bad = (dts > self._threshold) | (dts <= 0)
-        if not bad.any():
-            return None
-        for i in np.flatnonzero(bad):
-            dt = float(dts[i])
-            self._event("gap", now, at=float(ts[i]), seconds=dt,
-                        missing_samples=max(0, round(dt * self.sfreq) - 1))
-        return np.where(bad, FLAG_GAP, np.uint8(0))
+        return Chunk(data, ts.copy())
 
     def _try_reconnect(self, now: float, timeout: float) -> None:
         if now < self._next_retry:
@@ -312,19 +268,96 @@ class MarkerSource:
     def pull(self) -> Markers:
         """Every marker that has arrived; values as strings (first channel)."""
         pylsl = get_pylsl()
-        try:
-            samples, ts = self._inlet.pull_chunk(timeout=0.0, max_samples=256, as_numpy=False)
-        except pylsl.util.LostError:  # pylsl 1.18 exports it from pylsl.util only
+        values: list[str] = []
+        times: list[float] = []
+        while True:  # a burst may hold more markers than one pull takes
+            try:
+                samples, ts = self._inlet.pull_chunk(timeout=0.0, max_samples=256,
+                                                     as_numpy=False)
+            except pylsl.util.LostError:  # pylsl 1.18 exports it from pylsl.util only
+                break
+            values += [_marker_text(s[0]) for s in samples]
+            times += ts
+            if len(ts) < 256:
+                break
+        if not times:
             return Markers()
-        if not ts:
-            return Markers()
-        values = [_marker_text(s[0]) for s in samples]
-        return Markers(np.asarray(ts, np.float64), values)
+        return Markers(np.asarray(times, np.float64), values)
 
     def close(self) -> None:
         if self._inlet is not None:
             self._inlet.close_stream()
             self._inlet = None
+
+
+class LSLInput(Source):
+    """A session's live source: an LSL data stream and, optionally, its marker stream.
+
+    Each pull takes the data first and then the markers, so a marker sent just before
+    the samples it points at comes with them. Timestamps are on this machine's
+    ``local_clock()``, which is the source's clock.
+
+    Parameters
+    ----------
+    name, type, source_id : str | None
+        How to find the data stream.
+    markers : str | None
+        Name of the marker stream.
+    resolve_timeout : float
+        Seconds to wait for each stream at :meth:`open`.
+    dejitter : bool
+        Smooth the data's timestamps with liblsl's dejitter.
+    ch_names : list of str | None
+        Names for a stream whose header carries no channel labels.
+    """
+
+    live = True
+
+    def __init__(self, *, name: str | None = None, type: str | None = None,
+                 source_id: str | None = None, markers: str | None = None,
+                 resolve_timeout: float = 10.0, dejitter: bool = False,
+                 ch_names: list[str] | None = None) -> None:
+        super().__init__()
+        self.data = LSLSource(name=name, type=type, source_id=source_id,
+                              resolve_timeout=resolve_timeout, dejitter=dejitter,
+                              ch_names=ch_names)
+        self.events = self.data.events
+        self.marker_inlet = None if markers is None else MarkerSource(
+            name=markers, resolve_timeout=resolve_timeout)
+
+    @classmethod
+    def from_config(cls, config) -> LSLInput:
+        """The source a session's ``[source]`` table names (LSL scope chosen first)."""
+        configure_lsl(config.scope)
+        return cls(name=config.stream, type=config.type, source_id=config.source_id,
+                   markers=config.markers, resolve_timeout=config.resolve_timeout,
+                   dejitter=config.dejitter, ch_names=config.ch_names or None)
+
+    @staticmethod
+    def clock() -> float:
+        return get_pylsl().local_clock()
+
+    def open(self) -> mne.Info:
+        self.info = self.data.open()
+        self.name = self.data.stream_info.name()
+        self.source_id = self.data.stream_info.source_id()
+        if self.marker_inlet is not None:
+            self.marker_inlet.open()
+        return self.info
+
+    @property
+    def n_samples(self) -> int:
+        return self.data.n_samples
+
+    def pull(self, timeout: float) -> Pull:
+        chunk = self.data.pull(timeout)
+        markers = self.marker_inlet.pull() if self.marker_inlet is not None else Markers()
+        return Pull(chunk, markers)
+
+    def close(self) -> None:
+        self.data.close()
+        if self.marker_inlet is not None:
+            self.marker_inlet.close()
 
 
 def _marker_text(value) -> str:

@@ -17,22 +17,17 @@ the header says so.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-import re
-import sys
 import threading
-import time
 from pathlib import Path
 
 import mne
 import numpy as np
 from bci.devices.files import read_recording
-from bci.devices.recording import Recording
 
-from bci.errors import RecordingError
 from bci.lslconfig import get_pylsl
+from bci.recording import Recording
 
 logger = logging.getLogger(__name__)
 
@@ -291,87 +286,3 @@ def _stem(source: str) -> str:
         if name.lower().endswith(ext):
             return name[: -len(ext)]
     return Path(name).stem if name else ""
-
-
-# ------------------------------------------------------------------------------- CLI
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, found {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, found {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    if not re.fullmatch(r"\s*\d+\s*", text) or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, found {text!r}")
-    return int(text)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``bci play``."""
-    parser.add_argument("file", type=Path,
-                        help="recording to play (FIF, EDF/BDF, GDF, BrainVision, EEGLAB, XDF)")
-    parser.add_argument("--name", help="data stream name (default: the file's stem)")
-    parser.add_argument("--marker-name", help="marker stream name (default: NAME-markers)")
-    parser.add_argument("--chunk-size", type=_positive_int,
-                        help="samples per pushed chunk (default: about 20 ms of data)")
-    parser.add_argument("--speed", type=_positive_float, default=1.0,
-                        help="playback speed factor (default: 1.0, real time)")
-    parser.add_argument("--loop", action="store_true",
-                        help="start over at the end until interrupted")
-    parser.add_argument("--stream", help="XDF: name or type of the data stream to play")
-    parser.add_argument("--events", type=Path,
-                        help="events file replacing the recording's own markers")
-    parser.add_argument("--wait-for-consumers", type=float, default=0.0, metavar="SECONDS",
-                        help="wait up to SECONDS for a consumer before playing (default: 0)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Play ``args.file`` until its end (or until interrupted when looping)."""
-    try:
-        player = FilePlayer(args.file, name=args.name, marker_name=args.marker_name,
-                            chunk_size=args.chunk_size, speed=args.speed, loop=args.loop,
-                            stream=args.stream, events=args.events,
-                            wait_for_consumers=args.wait_for_consumers)
-    except (RecordingError, ValueError) as err:
-        print(f"bci play: {err}", file=sys.stderr)
-        return 2
-    rec = player.recording
-    duration = rec.data.shape[1] / rec.sfreq
-    print(f"playing {rec.source}: {rec.data.shape[0]} channels at {rec.sfreq:g} Hz, "
-          f"{duration:.1f} s, {player.n_markers} markers, speed {player.speed:g}"
-          f"{', looping' if player.loop else ''}\n"
-          f"  data stream {player.name!r} (source_id {player.source_id!r}), "
-          f"markers {player.marker_name!r}", flush=True)
-    player.start()
-    interrupted = False
-    try:
-        while not player.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        interrupted = True
-        print("stopped", file=sys.stderr)
-    if not interrupted and player.error is None:
-        # Let consumers drain the last chunk before the outlets go away.
-        time.sleep(0.5)
-    player.stop()
-    if player.error is not None:
-        print(f"bci play: {player.error}", file=sys.stderr)
-        return 1
-    print(f"played {player.samples_pushed} samples and {player.markers_pushed} markers "
-          f"({player.loops_completed} loop(s))")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bci play", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

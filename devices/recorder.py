@@ -19,11 +19,7 @@ writes what it received and decided without LSL inlets.
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import logging
-import signal
-import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -36,7 +32,7 @@ import numpy as np
 from bci.devices.lsl_source import describe_streams
 from bci.devices.xdf import XDFWriter
 
-from bci.errors import StreamNotFoundError
+from bci.errors import ConfigError, StreamNotFoundError
 from bci.lslconfig import get_pylsl
 
 log = logging.getLogger(__name__)
@@ -44,7 +40,7 @@ log = logging.getLogger(__name__)
 # liblsl's channel_format codes (pylsl.cf_*) and their XDF names
 _FORMAT_NAMES = {1: "float32", 2: "double64", 3: "string", 4: "int32", 5: "int16",
                  6: "int8", 7: "int64"}
-_ALL_WAIT = 1.0  # seconds to listen for streams when recording all of them
+ALL_WAIT = 1.0  # seconds to listen for streams when recording all of them
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +54,10 @@ class StreamQuery:
     def __post_init__(self) -> None:
         fields = {"name": self.name, "type": self.type, "source_id": self.source_id}
         if all(v is None for v in fields.values()):
-            raise ValueError("a stream query needs a name, type or source_id; found none")
+            raise ConfigError("a stream query needs a name, type or source_id; found none")
         for key, value in fields.items():
             if value is not None and "'" in value:
-                raise ValueError(f"stream {key} must not contain a quote, found {value!r}")
+                raise ConfigError(f"stream {key} must not contain a quote, found {value!r}")
 
     def predicate(self) -> str:
         """The query as an LSL (XPath) predicate."""
@@ -174,7 +170,7 @@ class Recorder:
         self.skip_unavailable = skip_unavailable
         self.requested = [StreamQuery(name=s) if isinstance(s, str) else s for s in streams]
         if not self.requested:
-            raise ValueError("expected at least one stream or query to record, found none")
+            raise ConfigError("expected at least one stream or query to record, found none")
         self.flush_interval = float(flush_interval)
         self.resolve_timeout = float(resolve_timeout)
         self.poll_interval = float(poll_interval)
@@ -467,7 +463,7 @@ def _literal(value: str) -> str:
     return f'"{value}"' if "'" in value else f"'{value}'"
 
 
-def resolve_all(wait: float = _ALL_WAIT) -> list:
+def resolve_all(wait: float = ALL_WAIT) -> list:
     """Every LSL stream visible from here (within the configured scope)."""
     return get_pylsl().resolve_streams(wait_time=wait)
 
@@ -578,108 +574,3 @@ class SessionRecorder:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-# ------------------------------------------------------------------------------ CLI
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``bci record``."""
-    parser.description = ("Record LSL streams on this machine to one XDF file, synced to "
-                          "disk every half second, until --duration, Ctrl-C or SIGTERM.")
-    parser.add_argument("--stream", action="append", default=[], metavar="NAME",
-                        help="record the stream(s) with this name (repeatable)")
-    parser.add_argument("--type", action="append", default=[], metavar="TYPE",
-                        help="record every stream of this type (repeatable)")
-    parser.add_argument("--source-id", action="append", default=[], metavar="ID",
-                        help="record the stream with this source_id (repeatable)")
-    parser.add_argument("--all", action="store_true", help="record every stream found")
-    parser.add_argument("-o", "--output", default=None, metavar="FILE.xdf",
-                        help="file to write (default: recording-<date>-<time>.xdf)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the output file if it exists")
-    parser.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                        help="stop after this many seconds (default: Ctrl-C/SIGTERM)")
-    parser.add_argument("--resolve-timeout", type=float, default=5.0, metavar="SECONDS",
-                        help="how long to wait for the streams (default 5)")
-    parser.add_argument("--flush-interval", type=float, default=0.5, metavar="SECONDS",
-                        help="seconds between syncs to disk (default 0.5)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``bci record``; returns the exit status."""
-    queries = ([StreamQuery(name=n) for n in args.stream]
-               + [StreamQuery(type=t) for t in args.type]
-               + [StreamQuery(source_id=s) for s in args.source_id])
-    if not queries and not args.all:
-        print("bci record: error: say what to record: --stream NAME, --type TYPE, "
-              "--source-id ID or --all", file=sys.stderr)
-        return 2
-    output = Path(args.output or datetime.datetime.now().strftime(
-        "recording-%Y%m%d-%H%M%S.xdf"))
-    if output.exists() and not args.overwrite:
-        print(f"bci record: error: {output} exists; expected a new file (or --overwrite)",
-              file=sys.stderr)
-        return 2
-    streams: list = list(queries)
-    if args.all:
-        streams += resolve_all(min(_ALL_WAIT, args.resolve_timeout))
-        if not streams:
-            print("bci record: error: --all found no LSL stream on this machine",
-                  file=sys.stderr)
-            return 2
-    recorder = Recorder(output, streams, flush_interval=args.flush_interval,
-                        resolve_timeout=args.resolve_timeout, skip_unavailable=args.all,
-                        on_event=lambda e: print(e, flush=True))
-    try:
-        recorder.start()
-    except StreamNotFoundError as err:
-        print(f"bci record: error: {err}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-    restore = _handle_signals(stop)
-    try:
-        print(f"recording {len(recorder.streams)} stream(s) to {output}"
-              + ("" if args.duration else " (Ctrl-C or SIGTERM to stop)") + ":", flush=True)
-        for stream in recorder.streams:
-            print(f"  {stream.describe()}", flush=True)
-        deadline = None if args.duration is None else time.monotonic() + args.duration
-        while not stop.is_set() and recorder.error is None:
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            stop.wait(0.1 if deadline is None else min(0.1, deadline - time.monotonic()))
-    finally:
-        recorder.stop()
-        restore()
-    counts = ", ".join(f"{s.name!r} {s.n_samples} samples" for s in recorder.streams)
-    print(f"wrote {output}: {counts}", flush=True)
-    if recorder.error is not None:
-        print(f"bci record: error: recording failed: {recorder.error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _handle_signals(stop: threading.Event) -> Callable[[], None]:
-    """Let SIGINT and SIGTERM end the recording cleanly; returns the undo."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = {sig: signal.signal(sig, lambda *_: stop.set())
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def restore() -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    return restore
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bci.devices.recorder``: the same as ``bci record``."""
-    parser = argparse.ArgumentParser(prog="bci record")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return run(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -20,11 +20,8 @@ onset (their timestamp in the future) and none is late.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import math
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from bci.datasets.synthetic import DEFAULT_SFREQ, MI_CLASSES, PARADIGMS, SyntheticEEG
+from bci.datasets.synthetic import SyntheticEEG
+from bci.errors import ConfigError, DeviceError
 from bci.lslconfig import get_pylsl
 
 DEFAULT_NAME = "bci-sim-eeg"
@@ -178,14 +176,15 @@ class SimulatedAmplifier:
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
-                raise RuntimeError(f"the simulated amplifier {self._name!r} did not stop "
-                                   f"within {timeout} s")
+                raise DeviceError(f"the simulated amplifier {self._name!r} did not stop "
+                                  f"within {timeout} s")
         # dropping the last reference destroys liblsl's outlet and withdraws the stream
         self._outlet = None
         self._marker_outlet = None
         if self.error is not None:
             error, self.error = self.error, None
-            raise RuntimeError(f"the simulated amplifier {self._name!r} failed") from error
+            raise DeviceError(f"the simulated amplifier {self._name!r} failed: "
+                              f"{type(error).__name__}: {error}") from error
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until streaming ends (its ``duration`` is over, or :meth:`stop`).
@@ -321,7 +320,7 @@ class SimulatedAmplifier:
 
 # -- a separate process ----------------------------------------------------------------
 def spawn(*, timeout: float = 20.0, **options: Any) -> subprocess.Popen:
-    """Start ``python -m bci.devices.simulated_amplifier`` and wait until it streams.
+    """Start ``python -m bci simulate`` and wait until it streams.
 
     Parameters
     ----------
@@ -342,7 +341,7 @@ def spawn(*, timeout: float = 20.0, **options: Any) -> subprocess.Popen:
     RuntimeError
         If the process exits, or its stream cannot be resolved, within ``timeout``.
     """
-    argv = [sys.executable, "-m", "bci.devices.simulated_amplifier", *_options_to_argv(options)]
+    argv = [sys.executable, "-m", "bci", "simulate", *_options_to_argv(options)]
     name = options.get("name", DEFAULT_NAME)
     pylsl = get_pylsl()  # sets LSLAPICFG, which the child inherits
     errors = tempfile.TemporaryFile()
@@ -358,15 +357,15 @@ def spawn(*, timeout: float = 20.0, **options: Any) -> subprocess.Popen:
         if proc.poll() is not None:
             message = _read(errors)
             errors.close()
-            raise RuntimeError(f"the simulated amplifier exited with code {proc.returncode} "
-                               f"before its stream {name!r} appeared: {message}")
+            raise DeviceError(f"the simulated amplifier exited with code {proc.returncode} "
+                              f"before its stream {name!r} appeared: {message}")
         # a stream created before this call belongs to someone else
         if any(info.created_at() >= started for info in resolver.results()):
             return proc
         time.sleep(0.05)
     stop_spawned(proc)
-    raise RuntimeError(f"the simulated amplifier's stream {name!r} could not be resolved "
-                       f"within {timeout} s (command: {' '.join(argv)})")
+    raise DeviceError(f"the simulated amplifier's stream {name!r} could not be resolved "
+                      f"within {timeout} s (command: {' '.join(argv)})")
 
 
 def stop_spawned(proc: subprocess.Popen, *, timeout: float = 10.0) -> int:
@@ -407,8 +406,8 @@ def _options_to_argv(options: dict[str, Any]) -> list[str]:
     }
     unknown = sorted(set(options) - set(flags))
     if unknown:
-        raise ValueError(f"unknown simulated amplifier options {unknown}; expected some of "
-                         f"{sorted(flags)}")
+        raise ConfigError(f"unknown simulated amplifier options {unknown}; expected some of "
+                          f"{sorted(flags)}")
     argv: list[str] = []
     for key, value in options.items():
         if value is None and key != "line_freq":
@@ -419,130 +418,3 @@ def _options_to_argv(options: dict[str, Any]) -> list[str]:
             value = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
         argv += [flags[key], str(value)]
     return argv
-
-
-# -- command line -----------------------------------------------------------------------
-def _comma_list(text: str) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list, found {text!r}")
-    return items
-
-
-def _frequencies(text: str) -> list[float]:
-    try:
-        return [float(t) for t in _comma_list(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated frequencies in Hz such as 8,10,12,15, found {text!r}"
-        ) from None
-
-
-def _line_freq(text: str) -> float | None:
-    if text.strip().lower() in ("none", "off", "0"):
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a frequency in Hz (50, 60) or 'none', found {text!r}") from None
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``bci simulate``."""
-    parser.add_argument("--paradigm", choices=PARADIGMS, default="ssvep",
-                        help="what the synthetic EEG contains (default: ssvep)")
-    chans = parser.add_mutually_exclusive_group()
-    chans.add_argument("--channels", type=int, metavar="N", dest="n_channels",
-                       help="number of channels, picked from the 10-05 system "
-                            "(occipital first for ssvep, central first for mi)")
-    chans.add_argument("--ch-names", type=_comma_list, metavar="A,B,C",
-                       help="channel names of the 10-05 system, comma-separated")
-    parser.add_argument("--sfreq", type=float,
-                        help="sampling rate in Hz (default: "
-                             + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_SFREQ.items()) + ")")
-    parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
-                        help=f"samples per pushed chunk (default: {DEFAULT_CHUNK_SIZE})")
-    parser.add_argument("--seed", type=int, help="random seed (default: a fresh one)")
-    parser.add_argument("--duration", type=float,
-                        help="seconds to stream (default: until Ctrl-C or SIGTERM)")
-    parser.add_argument("--name", default=DEFAULT_NAME,
-                        help=f"EEG stream name (default: {DEFAULT_NAME})")
-    parser.add_argument("--marker-name", default=DEFAULT_MARKER_NAME,
-                        help=f"marker stream name (default: {DEFAULT_MARKER_NAME})")
-    parser.add_argument("--source-id", help="LSL source id (default: bci-sim:<name>)")
-    parser.add_argument("--frequencies", type=_frequencies, metavar="F1,F2,...",
-                        help="SSVEP target frequencies in Hz (default: 8,10,12,15)")
-    parser.add_argument("--classes", type=_comma_list, metavar="C1,C2",
-                        help=f"MI classes among {','.join(MI_CLASSES)} (default: left,right)")
-    parser.add_argument("--line-freq", type=_line_freq, default=50.0,
-                        help="power-line frequency in Hz, or 'none' (default: 50)")
-    parser.add_argument("--trial-duration", type=float,
-                        help="stimulation/imagery seconds (default: ssvep 2, mi 4)")
-    parser.add_argument("--iti", type=float,
-                        help="seconds between trials (default: ssvep 1, mi 2)")
-    parser.add_argument("--follow-markers", metavar="NAME",
-                        help="follow the cues of this marker stream instead of an own "
-                             "schedule: each cue (a class label) starts its response at "
-                             "the cue's timestamp, an 'end' marker stops it")
-
-
-def build(args: argparse.Namespace) -> SimulatedAmplifier:
-    """The amplifier that ``bci simulate`` with these arguments serves (not started)."""
-    return SimulatedAmplifier(
-        name=args.name, marker_name=args.marker_name, chunk_size=args.chunk_size,
-        source_id=args.source_id, duration=args.duration, paradigm=args.paradigm,
-        ch_names=args.ch_names, n_channels=args.n_channels, sfreq=args.sfreq, seed=args.seed,
-        frequencies=args.frequencies, classes=args.classes, line_freq=args.line_freq,
-        trial_duration=args.trial_duration, iti=args.iti,
-        follow_markers=getattr(args, "follow_markers", None),
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Serve the streams until ``--duration`` is over, Ctrl-C or SIGTERM."""
-    try:
-        amp = build(args)
-    except ValueError as exc:
-        print(f"bci simulate: {exc}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-    restore = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            restore[sig] = signal.signal(sig, lambda *_: stop.set())
-    try:
-        amp.start()
-        eeg = amp.eeg
-        print(f"Serving EEG stream {amp.name!r} ({eeg.n_channels} channels at "
-              f"{eeg.sfreq:g} Hz, {eeg.paradigm}, seed {eeg.seed}, source_id "
-              f"{amp.source_id!r})", flush=True)
-        print(f"Serving marker stream {amp.marker_name!r} (classes: "
-              f"{', '.join(eeg.labels)})", flush=True)
-        while not stop.is_set() and not amp.wait(0.2):
-            pass
-        amp.stop()
-    except RuntimeError as exc:
-        cause = f": {exc.__cause__!r}" if exc.__cause__ is not None else ""
-        print(f"bci simulate: {exc}{cause}", file=sys.stderr)
-        return 1
-    finally:
-        if amp.running:
-            with contextlib.suppress(RuntimeError):
-                amp.stop()
-        for sig, handler in restore.items():
-            signal.signal(sig, handler)
-    print(f"Stopped after {amp.n_samples_sent} samples.", flush=True)
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="bci simulate",
-        description="Stream synthetic EEG (SSVEP or motor imagery) and its cues over LSL.")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

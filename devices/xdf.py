@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from bci.errors import RecordingError
+from bci.lslconfig import get_pylsl
 
 #: Numeric channel formats and their little-endian dtypes.
 NUMERIC_FORMATS: dict[str, np.dtype] = {
@@ -219,8 +220,6 @@ class XDFWriter:
         types = _per_channel(ch_types, channel_count, "types")
         units = _per_channel(ch_units, channel_count, "units")
         if created_at is None:
-            from bci.lslconfig import get_pylsl
-
             created_at = get_pylsl().local_clock()
         info = ET.Element("info")
         _add_children(info, {

@@ -10,21 +10,23 @@ written beside the session TOML and the trained ``.onnx`` it was decoded with.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
-import math
-import queue
 import threading
 import time
-import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bci.devices.lsl_source import LSLInput
+from bci.devices.session_recording import SessionRecording
 
+from bci.config import load_toml, validate
 from bci.errors import ConfigError
+from bci.lslconfig import get_pylsl
+from bci.runner import Branch, Loop, SessionResult
+from bci.source import CuedSource
 
 log = logging.getLogger(__name__)
 
@@ -37,96 +39,31 @@ class ProtocolConfigError(ConfigError):
 
 
 # -- settings ---------------------------------------------------------------------------
-def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return type(value).__name__
-
-
-def _check_value(default: Any, value: Any, where: str) -> Any:
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if ok:
-            value = float(value)
-            ok = math.isfinite(value)
-    elif isinstance(default, str):
-        ok = isinstance(value, str)
-    elif isinstance(default, list):
-        ok = isinstance(value, list)
-        if ok and default:
-            value = [_check_value(default[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
-    elif isinstance(default, dict):
-        ok = isinstance(value, dict)
-    else:  # pragma: no cover - schema error
-        raise TypeError(f"unsupported default {default!r} at {where}")
-    if not ok:
-        raise ProtocolConfigError(
-            f"{where}: expected {_type_name(default)}, found {value!r} ({_type_name(value)})")
-    return value
-
-
-def validate(table: dict, schema: dict, where: str = "") -> dict:
-    """``schema`` (nested defaults) updated with ``table``, every key and type checked.
-
-    A default that is an empty table (``{}``) takes any table (decoder options); a
-    non-empty one is a sub-schema. Raises :class:`ProtocolConfigError` naming the key.
-    """
-    out = copy.deepcopy(schema)
-    for key, value in table.items():
-        name = f"{where}.{key}" if where else str(key)
-        if key not in schema:
-            raise ProtocolConfigError(
-                f"{name}: unknown key (expected one of {', '.join(sorted(schema))})")
-        default = schema[key]
-        if isinstance(default, dict) and default:
-            if not isinstance(value, dict):
-                raise ProtocolConfigError(f"{name}: expected a table, found {value!r}")
-            out[key] = validate(value, default, name)
-        else:
-            out[key] = _check_value(default, value, name)
-    return out
-
-
 def load_config(path: str | Path | None, defaults: dict, *, simulate: bool = False) -> dict:
-    """Read a protocol TOML file (or none: the defaults) and validate it.
+    """Read a protocol TOML file (or none: the defaults) and validate it against
+    ``defaults`` (:func:`bci.config.validate`: each key must have its default's type).
 
     With ``simulate``, the tables of ``[simulate]`` named like a top-level table
     (``[simulate.calibration]`` …) replace those keys: the compressed timing of a run
     with no person.
+
+    Raises
+    ------
+    ProtocolConfigError
+        Naming the file, the key, what was expected and what was found.
     """
-    data: dict = {}
-    where = "protocol file"
-    if path is not None:
-        path = Path(path)
-        where = str(path)
-        if not path.is_file():
-            raise ProtocolConfigError(f"protocol file {path} does not exist")
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-            raise ProtocolConfigError(f"{path}: not valid TOML: {err}") from None
+    try:
+        data = {} if path is None else load_toml(path, what="protocol file")
+    except ConfigError as err:
+        raise ProtocolConfigError(str(err)) from None
     try:
         config = validate(data, defaults)
         if simulate:
             for table, values in config.get("simulate", {}).items():
                 if isinstance(values, dict) and table in config:
                     config[table].update(values)
-    except ProtocolConfigError as err:
-        raise ProtocolConfigError(f"{where}: {err}") from None
+    except ConfigError as err:
+        raise ProtocolConfigError(f"{path or 'protocol file'}: {err}") from None
     config["_path"] = None if path is None else str(path)
     return config
 
@@ -189,8 +126,6 @@ def call_hook(hooks: Any, name: str, *args: Any) -> Any:
 
 # -- LSL: cues, acquisition, recording --------------------------------------------------
 def clock() -> float:
-    from bci.lslconfig import get_pylsl
-
     return get_pylsl().local_clock()
 
 
@@ -209,8 +144,6 @@ class CueOutlet:
     """The protocol's marker stream (strings): what the amplifier's simulator follows."""
 
     def __init__(self, name: str, source_id: str | None = None) -> None:
-        from bci.lslconfig import get_pylsl
-
         pylsl = get_pylsl()
         info = pylsl.StreamInfo(name, "Markers", 1, pylsl.IRREGULAR_RATE, pylsl.cf_string,
                                 source_id or f"bci-protocol:{name}")
@@ -229,46 +162,67 @@ class CueOutlet:
 
 
 class Acquisition:
-    """Pulls the EEG stream in a thread, records it with the cues (and decisions), and
-    feeds it to pipelines, calling each pipeline's handler with the windows it cuts.
+    """The protocol's EEG stream through the runtime's one loop (:class:`bci.runner.Loop`).
 
-    Markers are given with :meth:`marker` (the protocol knows its own cues): they are
-    recorded and handed to every pipeline in the acquisition thread, in time order with
-    the data, so epochs come out exactly as ``bci replay`` cuts them from the recording.
+    The inlet stays open for the whole protocol; each phase (:meth:`start` …
+    :meth:`stop`) runs the loop in an acquisition thread that records the stream with the
+    cues (and decisions) and feeds the phase's branches, whose windows are decoded on
+    their own decode threads behind a bounded backlog, never on the acquisition thread.
+    Cues given with :meth:`marker` go through the loop like a marker stream, so the
+    recording replays (``bci replay``) to the same windows and decisions.
     """
 
     def __init__(self, stream: str, *, resolve_timeout: float = 20.0) -> None:
-        from bci.devices.lsl_source import LSLSource
-
-        self.source = LSLSource(name=stream, resolve_timeout=resolve_timeout)
-        self.info = self.source.open()
+        self.source = CuedSource(LSLInput(name=stream, resolve_timeout=resolve_timeout))
+        try:
+            self.info = self.source.open()
+        except BaseException:
+            self.source.close()
+            raise
         self.stream = stream
         self.sfreq = float(self.info["sfreq"])
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._markers: queue.Queue = queue.Queue()
         self.error: BaseException | None = None
-        self.recording = None
-        self.consumers: list[tuple[Any, Callable]] = []
-        self.n_samples = 0
-        self.last_time: float | None = None
+        self.recording: SessionRecording | None = None
+        self.loop: Loop | None = None
+        self.results: list[SessionResult] = []
+
+    @property
+    def n_samples(self) -> int:
+        """Samples received in the current (or last) phase."""
+        return 0 if self.loop is None else self.loop.n_samples
+
+    @property
+    def last_time(self) -> float | None:
+        """Timestamp of the newest sample processed in the current phase."""
+        return None if self.loop is None else self.loop.last_timestamp
 
     def start(self, record: str | Path, *, classes: Iterable[str] = (),
-              consumers: Iterable[tuple[Any, Callable]] = ()) -> None:
-        from bci.runner import SessionRecording
-
+              branches: Iterable[Branch] = ()) -> None:
+        """Start a phase: record to ``record`` and feed ``branches`` (none: record only)."""
         self.recording = SessionRecording(
             Path(record), self.info, classes=list(classes), stream_name=self.stream,
-            source_id=self.source.stream_info.source_id() or "bci-protocol")
-        self.consumers = list(consumers)
+            source_id=self.source.source_id or "bci-protocol")
+        self.loop = Loop(self.source, list(branches), paced=True, record=self.recording,
+                         poll=0.02)
+        self.results = []
+        self.error = None
         self._stop.clear()
-        self.n_samples = 0
-        self._thread = threading.Thread(target=self._run, name="protocol-acquisition",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(self.loop,),
+                                        name="protocol-acquisition", daemon=True)
         self._thread.start()
 
+    def _run(self, loop: Loop) -> None:
+        try:
+            self.results = loop.run(stop=self._stop)
+        except BaseException as err:  # surfaced by check()
+            log.exception("acquisition failed")
+            self.error = err
+
     def marker(self, value: str, timestamp: float) -> None:
-        self._markers.put((timestamp, str(value)))
+        """Give a cue (thread-safe): recorded and handed over with its data."""
+        self.source.mark(value, timestamp)
 
     def decision(self, decision) -> None:
         """Record a decision (thread-safe)."""
@@ -289,48 +243,16 @@ class Acquisition:
         if self.error is not None:
             raise RuntimeError("acquisition failed") from self.error
 
-    def _run(self) -> None:
-        from bci.chunk import Markers
-        from bci.lslconfig import get_pylsl
-
-        local_clock = get_pylsl().local_clock
-        try:
-            while not self._stop.is_set():
-                chunk = self.source.pull(timeout=0.02)
-                arrived = local_clock()
-                pending = []
-                while True:
-                    try:
-                        pending.append(self._markers.get_nowait())
-                    except queue.Empty:
-                        break
-                if pending:
-                    pending.sort()
-                    m = Markers(np.array([t for t, _ in pending]), [v for _, v in pending])
-                    self.recording.markers(m)
-                    for pipeline, handler in self.consumers:
-                        for w in pipeline.add_markers(m, arrived):
-                            handler(w)
-                if chunk is not None:
-                    self.recording.data(chunk)
-                    self.n_samples += chunk.timestamps.shape[0]
-                    for pipeline, handler in self.consumers:
-                        for w in pipeline.process(chunk, arrived):
-                            handler(w)
-                    self.last_time = float(chunk.timestamps[-1])
-        except BaseException as err:  # surfaced by check()
-            log.exception("acquisition failed")
-            self.error = err
-
-    def stop(self) -> None:
+    def stop(self) -> list[SessionResult]:
+        """End the phase once every waiting window is decoded; one result per branch."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(10.0)
+            self._thread.join(30.0)
             self._thread = None
         if self.recording is not None:
             self.recording.close()
             self.recording = None
-        self.consumers = []
+        return self.results
 
     def close(self) -> None:
         self.stop()

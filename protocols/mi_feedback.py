@@ -9,8 +9,9 @@ epoch (accuracy, recorded decisions that ``bci replay`` reproduces) and, during 
 gives continuous feedback from sliding windows of the same length every
 ``feedback_step`` seconds: ``p(second class) − p(first class)`` in [−1, 1] for two
 classes (e.g. right − left), the top class's probability otherwise. RL-EEGNet keeps
-adapting online from the cued epochs (``bci.adaptation.LiveAdaptation``): the adapted
-model serves later trials and is saved as ``adapted.onnx``.
+adapting online from the cued epochs (``bci.decoders.adaptation.LiveAdaptation``): the
+adapted model serves later trials and is saved as ``adapted.onnx``. Online, windows are
+decoded on the loop's decode threads (:class:`bci.runner.Loop`), as in ``bci run``.
 """
 
 from __future__ import annotations
@@ -18,11 +19,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bci.decoders.adaptation import LiveAdaptation
+from bci.decoders.training import train
 from bci.protocols import base
+
+from bci import registry
+from bci.datasets.synthetic import MI_CLASSES
+from bci.pipeline import Pipeline
+from bci.runner import Branch
+from bci.session import SessionConfig, WindowConfig
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +57,12 @@ DEFAULTS: dict[str, Any] = {
         "decoder": {"tmin": 0.5, "tmax": 1.5},
     },
 }
-DECODERS = ("csp-lda", "fbcsp", "eegnet", "rl-eegnet")
+#: The trainable MI decoders of the registry.
+DECODERS = tuple(e.name for e in registry.decoders
+                 if e.meta["trainable"] and "mi" in e.meta["paradigms"])
 
 
 def load(path=None, *, simulate: bool = False) -> dict:
-    from bci.datasets.synthetic import MI_CLASSES
-
     c = base.load_config(path, DEFAULTS, simulate=simulate)
     where = c["_path"] or "defaults"
     tr, dec, cal, on = c["trial"], c["decoder"], c["calibration"], c["online"]
@@ -132,8 +142,6 @@ class _Trials:
 def run(config: dict, *, hooks: Any = None, simulate: bool = False,
         out_dir: str | Path | None = None, stop: threading.Event | None = None) -> dict:
     """Calibrate, train and run the feedback runs; return the summary."""
-    from bci.decoders.training import train
-
     t_start = time.monotonic()
     c = config
     out = base.output_dir(out_dir, NAME)
@@ -149,6 +157,8 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
     sim = acq = adaptation = None
     trials: list[dict] = []
     feedback: list[dict] = []
+    online_counts: list[dict] = []
+    online_events: list[dict] = []
     try:
         if simulate:
             s = c["simulate"]
@@ -170,8 +180,6 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
         acq.stop()
 
         # -- training ---------------------------------------------------------------
-        from bci.session import SessionConfig
-
         model = out / "model.onnx"
         tables = base.session_tables(name=NAME, stream=stream, markers=markers,
                                      tmin=dec["tmin"], tmax=dec["tmax"], classes=classes,
@@ -187,35 +195,23 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
         train_seconds = time.monotonic() - t_train
 
         # -- online runs ----------------------------------------------------------------
-        from dataclasses import replace
-
-        from bci.lslconfig import get_pylsl
-        from bci.pipeline import Pipeline
-        from bci.session import WindowConfig
-
-        local_clock = get_pylsl().local_clock
         served = cfg.with_model(model)
-        epochs = Pipeline(served, acq.info, clock=local_clock)
+        epochs = Pipeline(served, acq.info, clock=acq.source.clock)
         length = round(dec["tmax"] - dec["tmin"], 6)
         sliding_cfg = replace(served, window=WindowConfig(
             mode="sliding", length=length, step=on["feedback_step"]))
-        sliding = Pipeline(sliding_cfg, acq.info, clock=local_clock, decoder=epochs.decoder)
+        sliding = Pipeline(sliding_cfg, acq.info, clock=acq.source.clock,
+                           decoder=epochs.decoder)
         spec_classes = list(epochs.decoder.spec.classes)
         if fitted.get("state"):
-            from bci.adaptation import LiveAdaptation
-
             adaptation = LiveAdaptation(epochs, state=fitted["state"],
                                         save=out / "adapted.onnx",
                                         swap_every=dec["swap_every"])
         lock = threading.Lock()
         run_index = 0
 
-        def on_epoch(window) -> None:
-            d = epochs.decode(window, live=True)
-            if adaptation is not None:
-                adaptation(window, d)
-                sliding.decoder = epochs.decoder  # feedback follows the adapted model
-            acq.decision(d)
+        # both run on the decode threads, never on the acquisition thread
+        def on_epoch(d) -> None:
             row = {"run": run_index, **d.to_dict(timing=False),
                    "latency_ms": None if d.latency is None else 1e3 * d.latency,
                    "feedback": feedback_value(d.output, spec_classes, classes)}
@@ -223,18 +219,22 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
                 trials.append(row)
             base.call_hook(hooks, "on_decision", d)
 
-        def on_sliding(window) -> None:
+        def follow(window, d) -> None:
+            sliding.decoder = epochs.decoder  # feedback follows the adapted model
+
+        def in_imagery(window) -> bool:
+            current = runner.current
+            return current is not None and (
+                current[0] + dec["tmin"] <= window.last_timestamp <= current[1])
+
+        def on_feedback(d) -> None:
             current = runner.current
             if current is None:
                 return
-            start, end, label = current
-            if not start + dec["tmin"] <= window.last_timestamp <= end:
-                return
-            d = sliding.decode(window, live=True)
             value = feedback_value(d.output, spec_classes, classes)
             with lock:
                 feedback.append({"run": run_index, "time": d.last_sample_time,
-                                 "true_label": label, "value": value})
+                                 "true_label": current[2], "value": value})
             base.call_hook(hooks, "on_feedback", value)
 
         recordings = []
@@ -245,12 +245,16 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
             epochs.reset()
             sliding.reset()
             runner.current = None
-            acq.start(path, classes=spec_classes,
-                      consumers=[(epochs, on_epoch), (sliding, on_sliding)])
+            decided = Branch(epochs, [acq.decision, on_epoch], window_sinks=(
+                [adaptation, follow] if adaptation is not None else []))
+            acq.start(path, classes=spec_classes, branches=[
+                decided, Branch(sliding, [on_feedback], decode=in_imagery)])
             t = runner.run(_balanced(classes, on["n_trials"], rng), base.clock() + 0.5)
             # the last epoch closes at tmax after its cue
             acq.wait_for(max(t, runner.current[0] + dec["tmax"]) + 0.1)
-            acq.stop()
+            result = acq.stop()[0]
+            online_counts.append(result.counts)
+            online_events.extend(result.events)
             recordings.append(str(path))
     finally:
         if acq is not None:
@@ -274,6 +278,7 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
         "calibration_recording": str(calib), "session": str(session), "model": str(model),
         "adapted_model": str(out / "adapted.onnx") if adaptation is not None else None,
         "adaptation": adapted,
+        "online_counts": online_counts, "online_events": online_events,
         "decisions_file": str(out / "online-decisions.jsonl"),
         "feedback_file": str(out / "online-feedback.jsonl"),
         "train_seconds": train_seconds, "duration_s": time.monotonic() - t_start,

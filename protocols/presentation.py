@@ -30,9 +30,11 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from bci.protocols.base import clock
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QLabel, QVBoxLayout, QWidget
 
+from bci.errors import DeviceError
 from bci.gui.feedback import DecoderPanel, MIFeedback
 from bci.gui.speller import SpellerWindow
 
@@ -170,8 +172,6 @@ class QtHooks(QObject):
             self._pending = {"label": label, "send": send, "done": done, "time": None}
         self.stim_requested.emit(label, float(at), float(duration))
         give_up = at + FIRST_FRAME_TIMEOUT
-        from bci.protocols.base import clock
-
         while not done.wait(0.02):
             if self.stop.is_set() or self.closed or clock() > give_up:
                 with self._lock:  # a frame painted from now on sends no marker
@@ -182,9 +182,9 @@ class QtHooks(QObject):
             if self.stop.is_set() or self.closed:
                 raise KeyboardInterrupt("protocol stopped: the window was closed")
             if clock() > give_up:
-                raise RuntimeError(f"the speller painted no frame within "
-                                   f"{FIRST_FRAME_TIMEOUT:g} s of a stimulation's start "
-                                   "(is the GUI thread blocked?)")
+                raise DeviceError(f"the speller painted no frame within "
+                                  f"{FIRST_FRAME_TIMEOUT:g} s of a stimulation's start "
+                                  "(is the GUI thread blocked?)")
         with self._lock:
             t, self._pending = self._pending["time"], None
         return t

@@ -23,7 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bci.decoders.training import train
 from bci.protocols import base
+
+from bci import registry
+from bci.datasets.synthetic import ssvep_label
+from bci.errors import DeviceError
+from bci.metrics import itr_bits_per_min
+from bci.pipeline import Pipeline
+from bci.runner import Branch
+from bci.session import SessionConfig
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +56,15 @@ DEFAULTS: dict[str, Any] = {
                    "iti": 0.4},
     },
 }
-DECODERS = ("trca", "etrca", "ssvep-dnn")
+#: The trainable SSVEP decoders of the registry.
+DECODERS = tuple(e.name for e in registry.decoders
+                 if e.meta["trainable"] and "ssvep" in e.meta["paradigms"])
 #: Seconds before a frame-locked stimulation is due that the presenter is asked for it.
 GUI_LEAD = 0.05
 
 
 def load(path=None, *, simulate: bool = False) -> dict:
     """The validated settings of a speller file (or the defaults)."""
-    from bci.datasets.synthetic import ssvep_label
-
     c = base.load_config(path, DEFAULTS, simulate=simulate)
     sp, on, cal = c["speller"], c["online"], c["calibration"]
     where = c["_path"] or "defaults"
@@ -109,8 +118,6 @@ def windows_of(online: dict) -> list[float]:
 def run(config: dict, *, hooks: Any = None, simulate: bool = False,
         out_dir: str | Path | None = None, stop: threading.Event | None = None) -> dict:
     """Calibrate, train and spell; return the summary (see the module's docstring)."""
-    from bci.decoders.training import train
-
     t_start = time.monotonic()
     c = config
     out = base.output_dir(out_dir, NAME)
@@ -127,6 +134,7 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
     cues = base.CueOutlet(markers)
     sim = None
     acq = None
+    stage_results = []
     try:
         if simulate:
             s = c["simulate"]
@@ -174,8 +182,6 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
         acq.stop()
 
         # -- training: one model per window length -----------------------------------
-        from bci.session import SessionConfig
-
         base.call_hook(hooks, "on_phase", "training")
         stages = []
         t_train = time.monotonic()
@@ -199,17 +205,12 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
         train_seconds = time.monotonic() - t_train
 
         # -- online -------------------------------------------------------------------
-        from bci.lslconfig import get_pylsl
-        from bci.pipeline import Pipeline
-
-        local_clock = get_pylsl().local_clock
         results: dict[tuple[float, int], Any] = {}
         cond = threading.Condition()
         stage_rows: list[dict] = []
 
-        def handler(k: int, pipeline: Pipeline):
-            def take(window) -> None:
-                d = pipeline.decode(window, live=True)
+        def taker(k: int):
+            def take(d) -> None:  # on stage k's decode thread
                 row = {"stage": k, "window": stages[k]["window"], **d.to_dict(timing=False)}
                 with cond:
                     stage_rows.append(row)
@@ -218,12 +219,12 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
                     cond.notify_all()
             return take
 
-        consumers = []
-        for k, st in enumerate(stages):
-            p = Pipeline(st["config"].with_model(st["model"]), acq.info, clock=local_clock)
-            consumers.append((p, handler(k, p)))
+        branches = [
+            Branch(Pipeline(st["config"].with_model(st["model"]), acq.info,
+                            clock=acq.source.clock), [taker(k)])
+            for k, st in enumerate(stages)]
         online = out / "online.xdf"
-        acq.start(online, classes=consumers[0][0].decoder.spec.classes, consumers=consumers)
+        acq.start(online, classes=branches[0].pipeline.decoder.spec.classes, branches=branches)
         if on["text"]:
             sequence = [label_of[ch] for ch in on["text"]]
         else:
@@ -246,8 +247,8 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
                     while key not in results:
                         acq.check()
                         if time.monotonic() > limit:
-                            raise RuntimeError(f"no decision of the {st['window']:g} s window "
-                                               f"for trial {i} (is the EEG stream flowing?)")
+                            raise DeviceError(f"no decision of the {st['window']:g} s window "
+                                              f"for trial {i} (is the EEG stream flowing?)")
                         cond.wait(0.05)
                     d = results[key]
                 if float(np.max(d.output)) >= on["threshold"] or k == len(stages) - 1:
@@ -273,15 +274,13 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
             t = end + on["iti"] + lead
         # let the longest window of the last trial close so every stage is recorded
         acq.wait_for(t + dec["latency"] + on["max_window"] - lead + 0.1)
-        acq.stop()
+        stage_results = acq.stop()
     finally:
         if acq is not None:
             acq.close()
         if sim is not None:
             sim.close()
         cues.close()
-
-    from bci.metrics import itr_bits_per_min
 
     base.write_jsonl(out / "online-trials.jsonl", trials)
     stage_rows.sort(key=lambda r: (r["stage"], r["stop"]))
@@ -302,6 +301,8 @@ def run(config: dict, *, hooks: Any = None, simulate: bool = False,
         "recording": str(online), "calibration_recording": str(calib),
         "session": longest["session"], "model": longest["model"],
         "stages": [{k: v for k, v in st.items() if k != "config"} for st in stages],
+        "stage_counts": [r.counts for r in stage_results],
+        "online_events": stage_results[0].events if stage_results else [],
         "trials_file": str(out / "online-trials.jsonl"),
         "stages_file": str(out / "online-stages.jsonl"),
         "train_seconds": train_seconds, "duration_s": time.monotonic() - t_start,

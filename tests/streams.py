@@ -34,38 +34,47 @@ def make_marker_outlet(name: str):
 class Player(threading.Thread):
     """Pushes ``data`` (n_channels, n_samples) in chunks at its real pace.
 
-    Sample ``i`` is stamped ``t0 + i / sfreq`` and pushed once its time has come; markers
-    ``(sample_index, value)`` go out with their sample's timestamp.
+    Sample ``i`` is stamped ``t0 + i / sfreq`` (or ``t0 + offsets[i]``: an amplifier
+    outage is a jump in the offsets, during which nothing is pushed) and pushed once its
+    time has come; markers ``(sample_index, value)`` go out with their sample's timestamp,
+    ``marker_lead`` seconds before that sample is pushed.
     """
 
     def __init__(self, outlet, data, sfreq, *, chunk=8, markers=(), marker_outlet=None,
-                 t0=None, start_delay=0.2):
+                 t0=None, start_delay=0.2, offsets=None, marker_lead=0.0):
         super().__init__(daemon=True)
         self.outlet, self.data, self.sfreq, self.chunk = outlet, data, sfreq, chunk
         self.markers, self.marker_outlet = list(markers), marker_outlet
         self.t0, self.start_delay = t0, start_delay
+        self.offsets = (np.arange(data.shape[1]) / sfreq if offsets is None
+                        else np.asarray(offsets, np.float64))
+        self.marker_lead = marker_lead
         self.stop_event = threading.Event()
 
     def start(self):
         """Start playing; unless ``t0`` was given, the first sample is due after the delay."""
         if self.t0 is None:
             self.t0 = get_pylsl().local_clock() + self.start_delay
-        self.timestamps = self.t0 + np.arange(self.data.shape[1]) / self.sfreq
+        self.timestamps = self.t0 + self.offsets
         super().start()
+
+    def _push_markers(self, pending, until):
+        while pending and self.timestamps[pending[0][0]] <= until:
+            i, value = pending.pop(0)
+            self.marker_outlet.push_sample([value], self.timestamps[i])
 
     def run(self):
         pylsl = get_pylsl()
         n = self.data.shape[1]
-        pending = sorted(self.markers)
+        pending = sorted(self.markers) if self.marker_outlet is not None else []
         for start in range(0, n, self.chunk):
             stop = min(start + self.chunk, n)
-            wait = self.timestamps[stop - 1] - pylsl.local_clock()
-            if wait > 0:
-                time.sleep(wait)
+            due = self.timestamps[stop - 1]
+            while (wait := due - pylsl.local_clock()) > 0:
+                self._push_markers(pending, pylsl.local_clock() + self.marker_lead)
+                time.sleep(min(wait, 0.01))
             if self.stop_event.is_set():
                 return
-            while pending and pending[0][0] < stop and self.marker_outlet is not None:
-                i, value = pending.pop(0)
-                self.marker_outlet.push_sample([value], self.timestamps[i])
+            self._push_markers(pending, max(due, pylsl.local_clock() + self.marker_lead))
             self.outlet.push_chunk(np.ascontiguousarray(self.data[:, start:stop].T),
                                    self.timestamps[start:stop].tolist())

@@ -31,7 +31,8 @@ Image embeddings
 ----------------
 The retrieval targets are embeddings of the images by a pretrained vision model (CLIP or
 DINOv2 in the paper). Models cannot be downloaded at run time, so embeddings are read
-from a folder holding one ``.npy`` file per image (:func:`load_embedding_bank`). To make
+from a folder holding one ``.npy`` file per image
+(:func:`bci.retrieval.load_embedding_bank`, the bank the live loop ranks against). To make
 them on a machine that has the model, e.g. DINOv2 through ``transformers``::
 
     import numpy as np, torch
@@ -66,14 +67,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import mne
 import numpy as np
 from mne.io.constants import FIFF
 
-from bci.errors import BCIError
+from bci.errors import BCIError, TrainingError
+from bci.retrieval import EmbeddingBank
+from bci.session import OutputsConfig, SessionConfig, SourceConfig, WindowConfig
+from bci.spec import DecoderSpec, WindowSpec
+from bci.training_data import extract_windows
 
 #: Rate the brain module sees (Défossez et al. 2023; Benchetrit et al. 2024), Hz.
 MEG_SFREQ = 120.0
@@ -92,7 +96,7 @@ THETA_MAX = 2.0 * math.pi / 3.0
 
 
 class MEGError(BCIError, ValueError):
-    """An MEG recording, montage or embedding bank cannot be used as asked."""
+    """An MEG recording or montage cannot be used as asked."""
 
 
 # --- sensors ------------------------------------------------------------------------------
@@ -360,7 +364,7 @@ def meg_epochs(
 
     Parameters
     ----------
-    recording : bci.devices.recording.Recording
+    recording : bci.recording.Recording
         E.g. from :func:`bci.devices.files.read_recording` (any file MNE reads).
     events : sequence of str | None
         Marker values that open an epoch (image names); default every marker.
@@ -376,11 +380,6 @@ def meg_epochs(
     -------
     MEGEpochs
     """
-    from bci.errors import TrainingError
-    from bci.session import OutputsConfig, SessionConfig, SourceConfig, WindowConfig
-    from bci.spec import DecoderSpec, WindowSpec
-    from bci.training_data import extract_windows
-
     montage = Montage.from_info(recording.info, picks)
     nodes = meg_preprocessing(recording.sfreq, l_freq=l_freq, h_freq=h_freq,
                               target_sfreq=target_sfreq)
@@ -466,116 +465,6 @@ class RobustClamp:
 
     def fit_transform(self, X: np.ndarray) -> np.ndarray:
         return self.fit(X).transform(X)
-
-
-# --- image embeddings -------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class EmbeddingBank:
-    """Candidate images and their embeddings.
-
-    Attributes
-    ----------
-    names : list of str, length n_images
-    vectors : ndarray of float32, shape (n_images, dim)
-    """
-
-    names: list[str]
-    vectors: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def index(self, names: Sequence[str]) -> np.ndarray:
-        """Row of each name, shape (len(names),); :class:`MEGError` naming the unknown ones."""
-        lookup = {n: i for i, n in enumerate(self.names)}
-        missing = sorted({str(n) for n in names} - set(lookup))
-        if missing:
-            raise MEGError(f"expected embeddings for images {missing[:10]} "
-                           f"({len(missing)} missing) in the bank of {len(self.names)}")
-        return np.array([lookup[str(n)] for n in names], np.int64)
-
-    def take(self, names: Sequence[str]) -> np.ndarray:
-        """Embeddings of ``names``, shape (len(names), dim)."""
-        return self.vectors[self.index(names)]
-
-
-def load_embedding_bank(
-    folder: str | Path, *, names: Sequence[str] | None = None, dim: int | None = None,
-) -> EmbeddingBank:
-    """Read one embedding per image from ``folder/<name>.npy``.
-
-    Parameters
-    ----------
-    folder : str | Path
-    names : sequence of str | None
-        Images to read, in that order; default every ``.npy`` file, sorted by name.
-    dim : int | None
-        Expected embedding size; checked when given.
-
-    Returns
-    -------
-    EmbeddingBank
-
-    Raises
-    ------
-    MEGError
-        The folder is missing or holds no ``.npy`` file; a named image has no file; a
-        file is not a numeric vector (shape ``(dim,)`` or ``(1, dim)``), has another
-        size than the others (or than ``dim``), or holds NaN/Inf.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise MEGError(f"embedding bank {folder}: no such folder (expected one .npy file "
-                       f"per image)")
-    if names is None:
-        files = sorted(folder.glob("*.npy"))
-        if not files:
-            raise MEGError(f"embedding bank {folder}: expected .npy files (one per image), "
-                           f"found none")
-    else:
-        files = [folder / f"{n}.npy" for n in names]
-        missing = [f.name for f in files if not f.is_file()]
-        if missing:
-            raise MEGError(f"embedding bank {folder}: expected a file per image, missing "
-                           f"{missing[:10]} ({len(missing)} of {len(files)})")
-    vectors, sizes = [], {}
-    for f in files:
-        try:
-            v = np.load(f, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise MEGError(f"embedding bank: {f} is not a readable .npy array: {err}") from None
-        if v.ndim == 2 and v.shape[0] == 1:
-            v = v[0]
-        if v.ndim != 1 or not np.issubdtype(v.dtype, np.number):
-            raise MEGError(f"embedding bank: {f} holds {v.dtype} of shape {v.shape}; expected "
-                           f"a numeric vector (dim,) or (1, dim)")
-        if not np.isfinite(v).all():
-            raise MEGError(f"embedding bank: {f} holds {int((~np.isfinite(v)).sum())} NaN/Inf "
-                           f"values")
-        sizes.setdefault(v.shape[0], []).append(f.name)
-        vectors.append(v.astype(np.float32))
-    if dim is not None and set(sizes) != {int(dim)}:
-        wrong = {d: fs[:5] for d, fs in sizes.items() if d != int(dim)}
-        raise MEGError(f"embedding bank {folder}: expected embeddings of size {dim}, found "
-                       f"sizes {wrong}")
-    if len(sizes) > 1:
-        raise MEGError(f"embedding bank {folder}: expected one embedding size, found "
-                       f"{ {d: fs[:3] for d, fs in sizes.items()} }")
-    return EmbeddingBank([f.stem for f in files], np.stack(vectors))
-
-
-def save_embedding_bank(folder: str | Path, names: Sequence[str], vectors: np.ndarray) -> Path:
-    """Write ``folder/<name>.npy`` for each row of ``vectors`` (n_images, dim)."""
-    folder = Path(folder)
-    vectors = np.asarray(vectors)
-    if vectors.ndim != 2 or vectors.shape[0] != len(names):
-        raise MEGError(f"expected vectors of shape ({len(names)}, dim), found {vectors.shape}")
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, v in zip(names, vectors, strict=True):
-        np.save(folder / f"{name}.npy", np.asarray(v, np.float32))
-    return folder
 
 
 # --- synthetic montages and recordings ----------------------------------------------------

@@ -40,6 +40,13 @@ from typing import Any
 import mne
 import numpy as np
 
+from bci.datasets.synthetic.montage import pick_channels, site_position, standard_montage
+from bci.devices.files import read_recording
+from bci.errors import ConfigError, RecordingError, TrainingError
+from bci.session import SessionConfig
+from bci.spec import DecoderSpec, WindowSpec
+from bci.training_data import extract_windows
+
 log = logging.getLogger(__name__)
 
 #: RMS, in volts, of a latent source at an electrode right above it (before gains).
@@ -158,19 +165,13 @@ def planted_structure(n_classes: int, *, structure_seed: int = 0) -> PlantedStru
         depth[c, c] = rng.uniform(0.6, 0.8)
     motor = ["C4", "C3", "Cz", "CPz", "FCz", "C2", "C1", "CP4", "CP3"]
     if n_classes > len(motor):
-        raise ValueError(f"planted_structure: at most {len(motor)} classes, found {n_classes}")
-    anchors = np.array([_montage_position(n) for n in (*motor[:n_classes], "Pz", "Fz")])
+        raise ConfigError(f"planted_structure: at most {len(motor)} classes, found {n_classes}")
+    anchors = np.array([site_position(n) for n in (*motor[:n_classes], "Pz", "Fz")])
     return PlantedStructure(
         mu_hz=rng.uniform(9.0, 13.0, n_sources), beta_hz=rng.uniform(18.0, 26.0, n_sources),
         beta_ratio=0.5, depth=depth, onset=rng.uniform(0.3, 0.6, n_classes),
         position=_jitter(anchors, rng, 0.015),
     )
-
-
-def _montage_position(name: str) -> np.ndarray:
-    from bci.datasets.synthetic import _position
-
-    return _position(name)
 
 
 def _jitter(points: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndarray:
@@ -204,10 +205,7 @@ def _narrowband(rng: np.random.Generator, shape: tuple[int, ...], n_times: int, 
     """
     freqs = np.fft.rfftfreq(n_times, 1.0 / sfreq)
     gain = np.exp(-0.5 * ((freqs - np.asarray(centre)[..., None]) / width) ** 2)
-    spec = (rng.standard_normal((*shape, freqs.size))
-            + 1j * rng.standard_normal((*shape, freqs.size))) * gain
-    x = np.fft.irfft(spec, n=n_times, axis=-1)
-    return x / np.sqrt(np.mean(x ** 2, axis=-1, keepdims=True) + 1e-30)
+    return _coloured(rng, shape, n_times, gain)
 
 
 def _pink(rng: np.random.Generator, shape: tuple[int, ...], n_times: int,
@@ -216,21 +214,25 @@ def _pink(rng: np.random.Generator, shape: tuple[int, ...], n_times: int,
     freqs = np.fft.rfftfreq(n_times, 1.0 / sfreq)
     gain = 1.0 / np.sqrt(np.maximum(freqs, 1.0))
     gain[0] = 0.0
-    spec = (rng.standard_normal((*shape, freqs.size))
-            + 1j * rng.standard_normal((*shape, freqs.size))) * gain
+    return _coloured(rng, shape, n_times, gain)
+
+
+def _coloured(rng: np.random.Generator, shape: tuple[int, ...], n_times: int,
+              gain: np.ndarray) -> np.ndarray:
+    """Gaussian noise with amplitude spectrum ``gain`` (over ``rfftfreq(n_times)``,
+    broadcast against ``shape``), scaled to unit RMS; shape ``(*shape, n_times)``."""
+    n_freqs = n_times // 2 + 1
+    spec = (rng.standard_normal((*shape, n_freqs))
+            + 1j * rng.standard_normal((*shape, n_freqs))) * gain
     x = np.fft.irfft(spec, n=n_times, axis=-1)
     return x / np.sqrt(np.mean(x ** 2, axis=-1, keepdims=True) + 1e-30)
 
 
 def site_info(n_channels: int, sfreq: float) -> mne.Info:
     """Info of a simulated site: ``n_channels`` 10-05 names around C3/Cz/C4, positions set."""
-    from bci.datasets.synthetic import pick_channels
-
     names = pick_channels(int(n_channels), paradigm="mi")
-    from bci.datasets.synthetic import _montage
-
     info = mne.create_info(names, float(sfreq), "eeg")
-    info.set_montage(_montage(), on_missing="ignore", verbose="error")
+    info.set_montage(standard_montage(), on_missing="ignore", verbose="error")
     return info
 
 
@@ -268,26 +270,26 @@ def make_site(
 
     Raises
     ------
-    ValueError
+    bci.errors.ConfigError
         On a rate below 64 Hz, fewer trials than classes, fewer than 2 classes, a
         non-positive SNR or an empty window.
     """
     classes = [str(c) for c in classes]
     if len(classes) < 2 or len(set(classes)) != len(classes):
-        raise ValueError(f"make_site: expected at least 2 distinct classes, found {classes}")
+        raise ConfigError(f"make_site: expected at least 2 distinct classes, found {classes}")
     if not float(sfreq) >= 64.0:
-        raise ValueError(f"make_site: expected sfreq >= 64 Hz (beta up to 26 Hz must lie "
-                         f"below Nyquist), found {sfreq!r}")
+        raise ConfigError(f"make_site: expected sfreq >= 64 Hz (beta up to 26 Hz must lie "
+                          f"below Nyquist), found {sfreq!r}")
     if not isinstance(n_trials, int | np.integer) or n_trials < len(classes):
-        raise ValueError(f"make_site: expected n_trials >= {len(classes)} (one per class), "
-                         f"found {n_trials!r}")
+        raise ConfigError(f"make_site: expected n_trials >= {len(classes)} (one per class), "
+                          f"found {n_trials!r}")
     if not float(snr) > 0:
-        raise ValueError(f"make_site: expected snr > 0, found {snr!r}")
+        raise ConfigError(f"make_site: expected snr > 0, found {snr!r}")
     sfreq = float(sfreq)
     n_times = round((float(tmax) - float(tmin)) * sfreq)
     if n_times < 2:
-        raise ValueError(f"make_site: expected tmax - tmin to span samples, found "
-                         f"tmin={tmin}, tmax={tmax} at {sfreq:g} Hz")
+        raise ConfigError(f"make_site: expected tmax - tmin to span samples, found "
+                          f"tmin={tmin}, tmax={tmax} at {sfreq:g} Hz")
     info = site_info(n_channels, sfreq)
     structure = planted_structure(len(classes), structure_seed=structure_seed)
     n_src = structure.n_sources
@@ -296,7 +298,7 @@ def make_site(
     # source up to 1 cm elsewhere, its own spread of volume conduction, channel gains
     # within ±20 %), and its own background sources anywhere on the scalp.
     mixing_rng = np.random.default_rng([int(seed), _RNG_MIXING])
-    electrodes = np.array([_montage_position(n) for n in info["ch_names"]])
+    electrodes = np.array([site_position(n) for n in info["ch_names"]])
     spread = mixing_rng.uniform(0.03, 0.045)
     sources = _jitter(structure.position, mixing_rng, 0.01)
     gains = mixing_rng.uniform(0.8, 1.2, (n_channels, 1))
@@ -346,18 +348,20 @@ def split(site: SiteData, *, test_fraction: float, seed: int) -> tuple[SiteData,
 
     Raises
     ------
-    ValueError
-        If ``test_fraction`` is not in (0, 1) or a class has fewer than 2 windows.
+    bci.errors.ConfigError
+        If ``test_fraction`` is not in (0, 1).
+    bci.errors.TrainingError
+        If a class has fewer than 2 windows.
     """
     if not 0.0 < float(test_fraction) < 1.0:
-        raise ValueError(f"split: expected 0 < test_fraction < 1, found {test_fraction!r}")
+        raise ConfigError(f"split: expected 0 < test_fraction < 1, found {test_fraction!r}")
     rng = np.random.default_rng(int(seed))
     train, test = [], []
     for label in site.classes:
         idx = rng.permutation(np.flatnonzero(site.y == label))
         if idx.size < 2:
-            raise ValueError(f"split: class {label!r} of {site.name or 'site'} has "
-                             f"{idx.size} window(s); expected at least 2 to split")
+            raise TrainingError(f"split: class {label!r} of {site.name or 'site'} has "
+                                f"{idx.size} window(s); expected at least 2 to split")
         n_test = min(max(round(float(test_fraction) * idx.size), 1), idx.size - 1)
         test.append(idx[:n_test])
         train.append(idx[n_test:])
@@ -373,7 +377,7 @@ def _eegbci_root(folder: str | Path) -> Path:
     for root in (folder, folder / "MNE-eegbci-data"):
         if root.joinpath(*EEGBCI_LAYOUT).is_dir():
             return root
-    raise FileNotFoundError(
+    raise RecordingError(
         f"load_eegbci_site: expected the EEGMMIDB layout {'/'.join(EEGBCI_LAYOUT)}/SNNN/ "
         f"under {folder} (or {folder / 'MNE-eegbci-data'}), found none")
 
@@ -385,15 +389,13 @@ def _standard_positions(info: mne.Info) -> None:
     these recordings carries and the exported spec must match; only the positions come
     from the montage, through MNE's spelling of the standard names.
     """
-    from bci.datasets.synthetic import _montage
-
     renamed = info.copy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mapping = {n: n.rstrip(".").upper().replace("Z", "z").replace("FP", "Fp")
                    for n in renamed["ch_names"]}
         mne.rename_channels(renamed, mapping, verbose="error")
-        renamed.set_montage(_montage(), on_missing="ignore", match_case=False,
+        renamed.set_montage(standard_montage(), on_missing="ignore", match_case=False,
                             verbose="error")
     with info._unlock():
         for ch, src in zip(info["chs"], renamed["chs"], strict=True):
@@ -436,10 +438,9 @@ def load_eegbci_site(
 
     Raises
     ------
-    FileNotFoundError
-        When the folder layout or every requested run is missing.
-    ValueError
-        When subjects disagree on channels or rate.
+    bci.errors.RecordingError
+        When the folder layout or every requested run is missing, or subjects disagree
+        on channels or rate.
     """
     base = _eegbci_root(folder).joinpath(*EEGBCI_LAYOUT)
     paths, missing = [], []
@@ -451,8 +452,8 @@ def load_eegbci_site(
         log.warning("load_eegbci_site: skipped absent runs %s under %s",
                     [p.name for p in missing], base)
     if not paths:
-        raise FileNotFoundError(f"load_eegbci_site: none of the runs {list(runs)} of subjects "
-                                f"{list(subjects)} is under {base}")
+        raise RecordingError(f"load_eegbci_site: none of the runs {list(runs)} of subjects "
+                             f"{list(subjects)} is under {base}")
     subj = "+".join(f"S{int(s):03d}" for s in subjects)
     return load_recordings_site(paths, events=EEGBCI_EVENTS, tmin=tmin, tmax=tmax,
                                 l_freq=l_freq, h_freq=h_freq, name=f"eegbci-{subj}")
@@ -492,20 +493,17 @@ def load_recordings_site(
 
     Raises
     ------
-    FileNotFoundError
-        A file is missing.
-    ValueError
-        No file, no labelled window, or files that disagree on channels or rate.
+    bci.errors.ConfigError
+        No file or no events.
+    bci.errors.RecordingError
+        A file is missing or unreadable, or files disagree on channels or rate.
+    bci.errors.TrainingError
+        No labelled window.
     """
-    from bci.devices.files import read_recording
-    from bci.session import SessionConfig
-    from bci.spec import DecoderSpec, WindowSpec
-    from bci.training_data import extract_windows
-
     if not files:
-        raise ValueError(f"site {name}: expected at least one recording, found none")
+        raise ConfigError(f"site {name}: expected at least one recording, found none")
     if not events:
-        raise ValueError(f"site {name}: expected events (marker → class), found none")
+        raise ConfigError(f"site {name}: expected events (marker → class), found none")
     config = SessionConfig.from_dict({
         "window": {"mode": "epoch", "tmin": float(tmin), "tmax": float(tmax),
                    "events": dict(events)},
@@ -520,13 +518,13 @@ def load_recordings_site(
                 rec.info["ch_names"][i] for i in mne.pick_types(rec.info, eeg=True)]
             missing = [c for c in picked if c not in rec.info["ch_names"]]
             if missing or not picked:
-                raise ValueError(f"site {name}: {path} lacks channels {missing} (has "
-                                 f"{rec.info['ch_names']})" if missing else
-                                 f"site {name}: {path} has no EEG channel; give ch_names")
+                raise RecordingError(f"site {name}: {path} lacks channels {missing} (has "
+                                     f"{rec.info['ch_names']})" if missing else
+                                     f"site {name}: {path} has no EEG channel; give ch_names")
             info = mne.pick_info(rec.info, [rec.info["ch_names"].index(c) for c in picked])
         elif rec.sfreq != info["sfreq"] or any(c not in rec.info["ch_names"] for c in picked):
-            raise ValueError(f"site {name}: {path} has other channels or rate than the first "
-                             f"file (expected {info['nchan']} channels {picked[:4]}… at "
+            raise RecordingError(f"site {name}: {path} has other channels or rate than the "
+                                 f"first file (expected {info['nchan']} channels {picked[:4]}… at "
                              f"{info['sfreq']:g} Hz, found {rec.info['nchan']} at "
                              f"{rec.sfreq:g} Hz)")
         spec = DecoderSpec(
@@ -540,7 +538,8 @@ def load_recordings_site(
         ys.append(w.y)
     X = np.concatenate(Xs)
     if X.shape[0] == 0:
-        raise ValueError(f"site {name}: no marker of {sorted(events)} in {list(map(str, files))}")
+        raise TrainingError(f"site {name}: no marker of {sorted(events)} in "
+                            f"{list(map(str, files))}")
     _standard_positions(info)
     return SiteData(X.astype(np.float32), np.concatenate(ys).astype(str), info,
                     float(tmin), float(tmax), preprocessing, name)

@@ -7,11 +7,12 @@ BrainVision, ...) or from a BIDS-iEEG dataset through mne-bids, keeps the ``seeg
 ``ecog`` channels that are not marked bad, re-references each contact to its neighbour on
 the same electrode shaft (:func:`bipolar_pairs`, applied with
 :func:`mne.set_bipolar_reference`; the bipolar channel is placed at the midpoint of its
-two contacts) and resamples to 1000 Hz. :func:`read_seeg_epochs` then runs the
-runtime's own causal nodes (a decoder's ``preprocessing()``) over the continuous signal
-and cuts marker-locked epochs ``(X, y, info)`` exactly as the runtime's epoch windower
-does: ``round((tmax - tmin) · sfreq)`` samples starting ``round(tmin · sfreq)`` after the
-marker's sample. :func:`continuous_windows` cuts unlabelled windows for pre-training.
+two contacts) and resamples to 1000 Hz. :func:`read_seeg_epochs` then hands the
+continuous signal to the runtime itself (:func:`bci.training_data.extract_windows`): its
+causal nodes (a decoder's ``preprocessing()``) and its epoch windower cut marker-locked
+epochs ``(X, y, info)``, ``round((tmax - tmin) · sfreq)`` samples starting ``round(tmin ·
+sfreq)`` after the marker's sample. :func:`continuous_windows` cuts unlabelled windows
+for pre-training with the runtime's sliding windower.
 
 Two routes lead to a served decoder. Offline research reads bipolar epochs here and
 trains on them; the model then expects a stream of bipolar channels (``"A1-A2"``). For a
@@ -43,7 +44,12 @@ from typing import Any
 import mne
 import numpy as np
 
-from bci.errors import RecordingError
+from bci.chunk import Markers
+from bci.errors import RecordingError, TrainingError
+from bci.recording import Recording
+from bci.session import SessionConfig
+from bci.spec import DecoderSpec, WindowSpec
+from bci.training_data import TrainingWindows, extract_windows
 
 #: Sampling rate Du-IN was published at; :func:`read_seeg_raw` resamples to it.
 SEEG_SFREQ = 1000.0
@@ -261,20 +267,30 @@ def _events(raw: mne.io.BaseRaw, event_id: Mapping[str, str] | None) -> list[tup
     return sorted(found, key=lambda e: e[0])
 
 
-def _run_chain(raw: mne.io.BaseRaw, preprocessing: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    """The runtime's causal nodes over the whole recording (one implementation)."""
-    from bci.chain import Chain
-    from bci.chunk import Chunk
+def _cut(raw: mne.io.BaseRaw, name: str, *, window: dict[str, Any],
+         preprocessing: Sequence[Mapping[str, Any]], markers: Markers) -> TrainingWindows:
+    """Windows of ``raw`` cut by the runtime itself (:func:`bci.training_data.extract_windows`).
 
+    The recording goes through the live loop: the runtime's causal ``preprocessing``
+    nodes, then its windower (``window`` is a session's ``[window]`` table). Sample ``i``
+    is stamped ``i / sfreq``, so a marker at ``sample / sfreq`` opens the epoch at that
+    sample.
+    """
     kinds = [n.get("kind") for n in preprocessing]
     if "decimate" in kinds or "filterbank" in kinds:
         raise SEEGError(f"preprocessing: nodes that change the rate or add bands are not "
                         f"supported here, found kinds {kinds}")
-    chain = Chain.from_config(preprocessing, where="preprocessing")
-    chain.setup(raw.info)
+    sfreq = float(raw.info["sfreq"])
     data = raw.get_data().astype(np.float32)
-    stamps = np.arange(data.shape[1]) / raw.info["sfreq"]
-    return chain.process(Chunk(data, stamps)).data
+    recording = Recording(raw.info, data, np.arange(data.shape[1]) / sfreq, markers,
+                          source=name)
+    config = SessionConfig.from_dict({"window": window, "training": {"paradigm": "seeg"}})
+    spec = DecoderSpec(paradigm="seeg", classes=[], ch_names=list(raw.ch_names), sfreq=sfreq,
+                       window=WindowSpec(**{k: window[k] for k in ("mode", "length", "step",
+                                                                   "tmin", "tmax")
+                                            if k in window}),
+                       preprocessing=[dict(n) for n in preprocessing])
+    return extract_windows(config, spec, recording)
 
 
 def read_seeg_epochs(
@@ -283,7 +299,11 @@ def read_seeg_epochs(
     picks: Sequence[str] | None = None, sfreq: float | None = SEEG_SFREQ,
     preprocessing: Sequence[Mapping[str, Any]] = (), ch_types: Sequence[str] = IEEG_TYPES,
 ) -> tuple[np.ndarray, np.ndarray, mne.Info]:
-    """Marker-locked epochs of an intracranial recording, cut as the runtime cuts them.
+    """Marker-locked epochs of an intracranial recording, cut by the runtime itself.
+
+    The recording goes through :func:`bci.training_data.extract_windows`, the live loop
+    with its epoch windower: what a decoder trained on these epochs sees live is what it
+    was trained on.
 
     Parameters
     ----------
@@ -299,12 +319,14 @@ def read_seeg_epochs(
         Epoch limits in seconds around each marker.
     preprocessing : sequence of dict
         Runtime node configurations (e.g. a decoder's ``preprocessing()``) run causally
-        over the continuous signal before cutting, as the live chain would.
+        over the continuous signal before cutting, as the live chain would; nodes that
+        change the rate or add bands are refused.
 
     Returns
     -------
     X : ndarray of float32, shape (n_epochs, n_channels, n_times)
-        Volts; ``n_times = round((tmax - tmin) · sfreq)``.
+        Volts; ``n_times = round((tmax - tmin) · sfreq)``, starting ``round(tmin ·
+        sfreq)`` samples after the marker's sample.
     y : ndarray of str, shape (n_epochs,)
     info : mne.Info
         The channels of ``X`` (types, positions) and the rate.
@@ -320,28 +342,29 @@ def read_seeg_epochs(
     raw = read_seeg_raw(raw, bipolar=bipolar, picks=picks, sfreq=sfreq, ch_types=ch_types)
     if event_id is not None and not isinstance(event_id, Mapping):
         event_id = {str(e): str(e) for e in event_id}
-    data = _run_chain(raw, preprocessing) if preprocessing else raw.get_data()
-    rate = raw.info["sfreq"]
-    n_times = round((tmax - tmin) * rate)
-    if n_times < 1:
+    if round((tmax - tmin) * raw.info["sfreq"]) < 1:
         raise SEEGError(f"expected tmax > tmin, found tmin={tmin}, tmax={tmax}")
-    shift = round(tmin * rate)
-    X, y, dropped = [], [], 0
-    for sample, label in _events(raw, event_id):
-        start = sample + shift
-        if start < 0 or start + n_times > data.shape[1]:
-            dropped += 1
-            continue
-        X.append(data[:, start:start + n_times])
-        y.append(label)
-    if not X:
+    events = _events(raw, event_id)
+    labels = [label for _, label in events]
+    markers = Markers(np.array([sample for sample, _ in events], np.float64)
+                      / raw.info["sfreq"], labels)
+    window = {"mode": "epoch", "tmin": float(tmin), "tmax": float(tmax),
+              "events": {v: v for v in labels}}
+    try:
+        if not events:
+            raise TrainingError("no event to cut")
+        epochs = _cut(raw, _name(source), window=window, preprocessing=preprocessing,
+                      markers=markers)
+    except TrainingError:
         descs = sorted(set(map(str, raw.annotations.description)))[:20]
         raise SEEGError(f"{_name(source)}: no epoch of {tmin}…{tmax} s fits; markers found: "
-                        f"{descs}, wanted: {None if event_id is None else sorted(event_id)}")
+                        f"{descs}, wanted: {None if event_id is None else sorted(event_id)}"
+                        ) from None
+    dropped = len(events) - len(epochs)
     if dropped:
         warnings.warn(f"{_name(source)}: {dropped} epochs run past the recording and were "
                       f"left out", stacklevel=2)
-    return np.stack(X).astype(np.float32), np.asarray(y), raw.info
+    return epochs.X, epochs.y.astype(str), raw.info
 
 
 def _stim_to_annotations(raw: mne.io.BaseRaw) -> None:
@@ -362,6 +385,10 @@ def continuous_windows(
 ) -> np.ndarray:
     """Unlabelled windows tiling a recording, for self-supervised pre-training.
 
+    Cut by the runtime's sliding windower (:func:`bci.training_data.extract_windows`):
+    windows end on the multiples of ``step`` (in samples from the first one) at which a
+    whole window is available.
+
     Parameters
     ----------
     raw : mne.io.BaseRaw
@@ -375,16 +402,19 @@ def continuous_windows(
     -------
     X : ndarray of float32, shape (n_windows, n_channels, round(length · sfreq))
     """
-    data = _run_chain(raw, preprocessing) if preprocessing else raw.get_data()
-    n = round(length * raw.info["sfreq"])
-    hop = n if step is None else round(step * raw.info["sfreq"])
-    if n < 1 or hop < 1:
+    rate = raw.info["sfreq"]
+    step = length if step is None else step
+    n = round(length * rate)
+    if n < 1 or round(step * rate) < 1:
         raise SEEGError(f"expected positive length and step, found {length}, {step}")
-    starts = range(0, data.shape[1] - n + 1, hop)
-    if not starts:
-        raise SEEGError(f"the recording ({data.shape[1]} samples) is shorter than one "
+    if n > raw.n_times:
+        raise SEEGError(f"the recording ({raw.n_times} samples) is shorter than one "
                         f"window of {n}")
-    return np.stack([data[:, s:s + n] for s in starts]).astype(np.float32)
+    # the runtime keeps windows that a marker labels: one at the first sample labels all
+    markers = Markers(np.zeros(1), ["window"])
+    window = {"mode": "sliding", "length": float(length), "step": float(step)}
+    return _cut(raw, _name(raw), window=window, preprocessing=preprocessing,
+                markers=markers).X
 
 
 # --- synthetic sessions ------------------------------------------------------------------

@@ -65,16 +65,14 @@ keys, plus ``workdir``: the site's own folder for its layers and models), or
 
 from __future__ import annotations
 
-import math
 import os
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from bci.config import check, check_table, load_toml, no_unknown
 from bci.errors import ConfigError
 from bci.federated.certs import check_site_name
-from bci.session import _check, _no_unknown
 
 #: FLEEGClassifier keywords a federation may set ([model]); sfreq, epochs and seed
 #: come from the site and the federation.
@@ -84,37 +82,8 @@ MODEL_KEYS = frozenset({"batch_size", "lr", "weight_decay", "F1", "D", "F2", "sh
 MISBEHAVIOURS = ("nan", "huge")
 
 
-def _load_toml(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such federation/site file") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML ({err})") from err
-
-
-def _positive_int(table: dict, key: str, where: str, default: Any = ...) -> int:
-    value = _check(table, key, int, where, default)
-    if not value >= 1:
-        raise ConfigError(f"{where}.{key}: expected an integer >= 1, found {value!r}")
-    return value
-
-
-def _positive_float(table: dict, key: str, where: str, default: Any = ...) -> float:
-    value = _check(table, key, float, where, default)
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"{where}.{key}: expected a positive number, found {value!r}")
-    return value
-
-
-def _fraction(table: dict, key: str, where: str, default: float) -> float:
-    value = _check(table, key, float, where, default)
-    if not 0.0 < value < 1.0:
-        raise ConfigError(f"{where}.{key}: expected a number between 0 and 1 (exclusive), "
-                          f"found {value!r}")
-    return value
+#: How messages name the files read here.
+WHAT = "federation/site file"
 
 
 @dataclass(slots=True)
@@ -166,49 +135,44 @@ class SiteConfig:
     @classmethod
     def from_table(cls, t: dict, where: str, *, base: Path) -> SiteConfig:
         """Validate one ``[site]`` table; relative paths are relative to ``base``."""
-        if not isinstance(t, dict):
-            raise ConfigError(f"{where}: expected a table, found {t!r}")
-        name = check_site_name(_check(t, "name", str, where), where=f"{where}.name")
-        kind = _check(t, "kind", str, where, "planted",
-                      choices=("planted", "eegbci", "recordings"))
+        check_table(t, where)
+        name = check_site_name(check(t, "name", str, where), where=f"{where}.name")
+        kind = check(t, "kind", str, where, "planted",
+                     choices=("planted", "eegbci", "recordings"))
         extra = {"planted": cls.PLANTED, "eegbci": cls.EEGBCI,
                  "recordings": cls.RECORDINGS}[kind]
-        _no_unknown(t, cls.COMMON | extra, where)
+        no_unknown(t, cls.COMMON | extra, where)
         params: dict[str, Any] = {}
         if kind == "recordings":
-            files = _check(t, "files", list, where)
+            files = check(t, "files", list, where)
             if not files or not all(isinstance(f, str) for f in files):
                 raise ConfigError(f"{where}.files: expected a list of recording paths, found "
                                   f"{files!r}")
             params["files"] = [str((base / Path(f).expanduser()).resolve()) for f in files]
-            events = _check(t, "events", dict, where)
+            events = check(t, "events", dict, where)
             if not events or not all(isinstance(v, str) for v in events.values()):
                 raise ConfigError(f"{where}.events: expected a table of marker = class, "
                                   f"found {events!r}")
             params["events"] = {str(k): v for k, v in events.items()}
             if "ch_names" in t:
-                names = _check(t, "ch_names", list, where)
-                if not names or not all(isinstance(c, str) for c in names):
-                    raise ConfigError(f"{where}.ch_names: expected a list of channel names, "
-                                      f"found {names!r}")
-                params["ch_names"] = names
+                params["ch_names"] = check(t, "ch_names", list, where, items=str, min_items=1)
             for key in ("tmin", "tmax", "l_freq", "h_freq"):
                 if key in t:
-                    params[key] = _check(t, key, float, where)
+                    params[key] = check(t, key, float, where)
             params["name"] = name
         elif kind == "planted":
-            params["n_channels"] = _positive_int(t, "n_channels", where)
-            params["sfreq"] = _positive_float(t, "sfreq", where)
-            params["n_trials"] = _positive_int(t, "n_trials", where)
-            params["seed"] = _check(t, "seed", int, where)
-            params["structure_seed"] = _check(t, "structure_seed", int, where, 0)
+            params["n_channels"] = check(t, "n_channels", int, where, at_least=1)
+            params["sfreq"] = check(t, "sfreq", float, where, above=0)
+            params["n_trials"] = check(t, "n_trials", int, where, at_least=1)
+            params["seed"] = check(t, "seed", int, where)
+            params["structure_seed"] = check(t, "structure_seed", int, where, 0)
             for key in ("tmin", "tmax", "snr"):
                 if key in t:
-                    params[key] = _check(t, key, float, where)
+                    params[key] = check(t, key, float, where)
             if "classes" in t:
-                params["classes"] = [str(c) for c in _check(t, "classes", list, where)]
+                params["classes"] = [str(c) for c in check(t, "classes", list, where)]
         else:
-            folder = _check(t, "folder", str, where, None)
+            folder = check(t, "folder", str, where, None)
             if folder is None:
                 data = os.environ.get("BCI_DATA")
                 if data is None:
@@ -218,24 +182,20 @@ class SiteConfig:
             params["folder"] = str((base / Path(folder).expanduser()).resolve())
             for key in ("subjects", "runs"):
                 if key in t:
-                    value = _check(t, key, list, where)
-                    if not value or not all(isinstance(v, int) for v in value):
-                        raise ConfigError(f"{where}.{key}: expected a list of integers, "
-                                          f"found {value!r}")
-                    params[key] = value
+                    params[key] = check(t, key, list, where, items=int, min_items=1)
             for key in ("tmin", "tmax", "l_freq", "h_freq"):
                 if key in t:
-                    params[key] = _check(t, key, float, where)
-        workdir = _check(t, "workdir", str, where, None)
-        misbehave = _check(t, "misbehave", str, where, None, choices=(*MISBEHAVIOURS, None))
+                    params[key] = check(t, key, float, where)
+        workdir = check(t, "workdir", str, where, None)
+        misbehave = check(t, "misbehave", str, where, None, choices=(*MISBEHAVIOURS, None))
         return cls(name=name, kind=kind, params=params,
-                   test_fraction=_fraction(t, "test_fraction", where, 0.3),
-                   split_seed=_check(t, "split_seed", int, where, 0),
+                   test_fraction=check(t, "test_fraction", float, where, 0.3, above=0, below=1),
+                   split_seed=check(t, "split_seed", int, where, 0),
                    workdir=None if workdir is None else (base / workdir).resolve(),
                    misbehave=misbehave,
-                   local_epochs=_positive_int(t, "local_epochs", where, None)
+                   local_epochs=check(t, "local_epochs", int, where, None, at_least=1)
                    if "local_epochs" in t else None,
-                   batch_size=_positive_int(t, "batch_size", where, None)
+                   batch_size=check(t, "batch_size", int, where, None, at_least=1)
                    if "batch_size" in t else None)
 
     def to_dict(self) -> dict[str, Any]:
@@ -259,11 +219,9 @@ class ScreeningConfig:
 
     @classmethod
     def from_table(cls, t: dict, where: str = "screening") -> ScreeningConfig:
-        _no_unknown(t, {"norm_factor", "max_norm"}, where)
-        factor = _positive_float(t, "norm_factor", where, 10.0)
-        if factor <= 1.0:
-            raise ConfigError(f"{where}.norm_factor: expected a number > 1, found {factor!r}")
-        return cls(norm_factor=factor, max_norm=_positive_float(t, "max_norm", where, 1e4))
+        no_unknown(t, {"norm_factor", "max_norm"}, where)
+        return cls(norm_factor=check(t, "norm_factor", float, where, 10.0, above=1),
+                   max_norm=check(t, "max_norm", float, where, 1e4, above=0))
 
 
 @dataclass(slots=True)
@@ -278,17 +236,14 @@ class DPConfig:
 
     @classmethod
     def from_table(cls, t: dict, where: str = "dp") -> DPConfig:
-        _no_unknown(t, {"enabled", "clipping", "noise_multiplier", "clipping_norm", "delta"},
-                    where)
-        delta = _check(t, "delta", float, where, 1e-5)
-        if not 0.0 < delta < 1.0:
-            raise ConfigError(f"{where}.delta: expected 0 < delta < 1, found {delta!r}")
-        return cls(enabled=_check(t, "enabled", bool, where, True),
-                   clipping=_check(t, "clipping", str, where, "server",
-                                   choices=("server", "client")),
-                   noise_multiplier=_positive_float(t, "noise_multiplier", where, 1.0),
-                   clipping_norm=_positive_float(t, "clipping_norm", where, 10.0),
-                   delta=delta)
+        no_unknown(t, {"enabled", "clipping", "noise_multiplier", "clipping_norm", "delta"},
+                   where)
+        return cls(enabled=check(t, "enabled", bool, where, True),
+                   clipping=check(t, "clipping", str, where, "server",
+                                  choices=("server", "client")),
+                   noise_multiplier=check(t, "noise_multiplier", float, where, 1.0, above=0),
+                   clipping_norm=check(t, "clipping_norm", float, where, 10.0, above=0),
+                   delta=check(t, "delta", float, where, 1e-5, above=0, below=1))
 
 
 @dataclass(slots=True)
@@ -301,11 +256,11 @@ class SimulationConfig:
 
     @classmethod
     def from_table(cls, t: dict, where: str = "simulation") -> SimulationConfig:
-        _no_unknown(t, {"engine", "num_cpus", "cpus_per_site"}, where)
-        return cls(engine=_check(t, "engine", str, where, "ray",
-                                 choices=("ray", "deployment")),
-                   num_cpus=_positive_int(t, "num_cpus", where, 2),
-                   cpus_per_site=_positive_float(t, "cpus_per_site", where, 1.0))
+        no_unknown(t, {"engine", "num_cpus", "cpus_per_site"}, where)
+        return cls(engine=check(t, "engine", str, where, "ray",
+                                choices=("ray", "deployment")),
+                   num_cpus=check(t, "num_cpus", int, where, 2, at_least=1),
+                   cpus_per_site=check(t, "cpus_per_site", float, where, 1.0, above=0))
 
 
 @dataclass(slots=True)
@@ -336,27 +291,24 @@ class FederationConfig:
     def load(cls, path: str | Path) -> FederationConfig:
         """Read and validate a federation file; errors name the file and the key."""
         path = Path(path).resolve()
+        d = load_toml(path, what=WHAT)
         try:
-            return cls.from_dict(_load_toml(path), base=path.parent, path=path)
+            return cls.from_dict(d, base=path.parent, path=path)
         except ConfigError as err:
             raise ConfigError(f"{path}: {err}") from None
 
     @classmethod
     def from_dict(cls, d: dict, *, base: Path, path: Path | None = None) -> FederationConfig:
-        _no_unknown(d, {"federation", "model", "screening", "dp", "simulation", "site"}, "")
-        fed = d.get("federation", {})
+        no_unknown(d, {"federation", "model", "screening", "dp", "simulation", "site"}, "")
         where = "federation"
-        if not isinstance(fed, dict):
-            raise ConfigError(f"{where}: expected a table, found {fed!r}")
-        _no_unknown(fed, cls.FEDERATION, where)
-        classes = [str(c) for c in _check(fed, "classes", list, where, ["left", "right"])]
+        fed = check_table(d.get("federation", {}), where)
+        no_unknown(fed, cls.FEDERATION, where)
+        classes = [str(c) for c in check(fed, "classes", list, where, ["left", "right"])]
         if len(classes) < 2 or len(set(classes)) != len(classes):
             raise ConfigError(f"{where}.classes: expected at least 2 distinct labels, "
                               f"found {classes}")
-        model = d.get("model", {})
-        if not isinstance(model, dict):
-            raise ConfigError(f"model: expected a table, found {model!r}")
-        _no_unknown(model, set(MODEL_KEYS), "model")
+        model = check_table(d.get("model", {}), "model")
+        no_unknown(model, set(MODEL_KEYS), "model")
         for key, value in model.items():
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"model.{key}: expected a number, found {value!r}")
@@ -366,7 +318,7 @@ class FederationConfig:
         if not isinstance(raw_sites, list):
             raise ConfigError(f"site: expected [[site]] tables, found {raw_sites!r}")
         if "workdir" in fed:
-            workdir = (base / _check(fed, "workdir", str, where)).resolve()
+            workdir = (base / check(fed, "workdir", str, where)).resolve()
         else:
             stem = path.stem if path is not None else "federation"
             workdir = (Path.cwd() / f"bci-fl-{stem}").resolve()
@@ -377,13 +329,13 @@ class FederationConfig:
         if dup:
             raise ConfigError(f"site.name: expected distinct site names, found {dup} twice")
         cfg = cls(
-            rounds=_positive_int(fed, "rounds", where, 8),
-            local_epochs=_positive_int(fed, "local_epochs", where, 3),
-            min_sites=_positive_int(fed, "min_sites", where, 2),
-            round_timeout=_positive_float(fed, "round_timeout", where, 300.0),
+            rounds=check(fed, "rounds", int, where, 8, at_least=1),
+            local_epochs=check(fed, "local_epochs", int, where, 3, at_least=1),
+            min_sites=check(fed, "min_sites", int, where, 2, at_least=1),
+            round_timeout=check(fed, "round_timeout", float, where, 300.0, above=0),
             classes=classes,
-            seed=_check(fed, "seed", int, where, 0),
-            baseline=_check(fed, "baseline", bool, where, True),
+            seed=check(fed, "seed", int, where, 0),
+            baseline=check(fed, "baseline", bool, where, True),
             workdir=workdir,
             model=dict(model),
             screening=ScreeningConfig.from_table(d.get("screening", {})),
@@ -446,7 +398,7 @@ def load_site(path: str | Path, *, name: str | None = None) -> SiteConfig:
         When the file has no site of that name, or several and no name is given.
     """
     path = Path(path).resolve()
-    d = _load_toml(path)
+    d = load_toml(path, what=WHAT)
     raw = d.get("site")
     tables = [raw] if isinstance(raw, dict) else raw if isinstance(raw, list) else None
     if not tables:

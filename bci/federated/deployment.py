@@ -40,7 +40,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 from bci.errors import ConfigError, DeviceError
 from bci.federated import QUIET_ENV
-from bci.federated.certs import read_key_list
+from bci.federated.certs import make_certs, read_key_list
+from bci.federated.config import FederationConfig, load_site
 
 if TYPE_CHECKING:
     import psutil
@@ -472,8 +473,6 @@ def serve(config_path: Path, *, run_dir: Path, tls: Tls | None, key_list: Path |
         Seconds to wait for every registered site to come online before starting; the
         run starts anyway once ``min_sites`` are online.
     """
-    from bci.federated.config import FederationConfig
-
     cfg = FederationConfig.load(config_path)
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -513,8 +512,6 @@ def serve(config_path: Path, *, run_dir: Path, tls: Tls | None, key_list: Path |
 def run_site(site_file: Path, *, site_name: str | None, superlink_address: str,
              ca: Path | None, key: Path | None, insecure: bool = False) -> int:
     """``bci fl site``: a SuperNode for one site, in the foreground until stopped."""
-    from bci.federated.config import load_site
-
     site = load_site(site_file, name=site_name)
     assert site.workdir is not None
     site.workdir.mkdir(parents=True, exist_ok=True)
@@ -555,8 +552,6 @@ def simulate_deployment(cfg: Any, *, out_dir: Path, resume: bool, echo: bool = F
     Slower than the Ray engine (a process per message), but nothing listens beyond
     loopback.
     """
-    from bci.federated.certs import make_certs
-
     out_dir = Path(out_dir).resolve()
     certs = make_certs(out_dir / "certs", sites=[s.name for s in cfg.sites], overwrite=True)
     tls = Tls(certs.ca_cert, certs.server_cert, certs.server_key)

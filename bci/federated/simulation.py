@@ -25,7 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bci.errors import ConfigError, DeviceError
 from bci.federated.config import FederationConfig
+from bci.federated.deployment import simulate_deployment
 from bci.federated.sites import ACCESS_LOG, SITE_LAYERS
 
 log = logging.getLogger("bci.federated")
@@ -88,8 +90,6 @@ def simulate(cfg: FederationConfig, *, engine: str | None = None,
     if engine == "ray":
         summary = _simulate_ray(cfg, out_dir, resume=resume, verbose=verbose)
     elif engine == "deployment":
-        from bci.federated.deployment import simulate_deployment
-
         summary = simulate_deployment(cfg, out_dir=out_dir, resume=resume, echo=verbose)
     else:
         raise ValueError(f"simulate: expected engine 'ray' or 'deployment', found {engine!r}")
@@ -108,8 +108,8 @@ def _simulate_ray(cfg: FederationConfig, out_dir: Path, *, resume: bool,
     import importlib.util
 
     if importlib.util.find_spec("ray") is None:
-        raise RuntimeError("the ray engine needs Ray (pip install 'flwr[simulation]==1.41.0'"
-                           "); or use --engine deployment")
+        raise ConfigError("simulation.engine = 'ray' needs Ray (pip install "
+                          "'flwr[simulation]==1.41.0'); or use --engine deployment")
     import ray
     from flwr.simulation import run_simulation
 
@@ -151,6 +151,6 @@ def _simulate_ray(cfg: FederationConfig, out_dir: Path, *, resume: bool,
         with contextlib.suppress(Exception):
             ray.shutdown()
     if not results:
-        raise RuntimeError(f"the simulation ended without a result; see the log above "
-                           f"and {out_dir}")
+        raise DeviceError(f"the simulation ended without a result; see the log above "
+                          f"and {out_dir}")
     return results[0]

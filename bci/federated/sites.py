@@ -14,12 +14,16 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bci.datasets.planted_sites import (
+    SiteData,
+    load_eegbci_site,
+    load_recordings_site,
+    make_site,
+    split,
+)
 from bci.federated.config import SiteConfig
-
-if TYPE_CHECKING:
-    from bci.datasets.planted_sites import SiteData
 
 SITE_LAYERS = "site_layers.pt"
 ACCESS_LOG = "access.jsonl"
@@ -65,13 +69,6 @@ def load_site_data(site: SiteConfig) -> tuple[SiteData, SiteData]:
     -------
     train, test : bci.datasets.planted_sites.SiteData
     """
-    from bci.datasets.planted_sites import (
-        load_eegbci_site,
-        load_recordings_site,
-        make_site,
-        split,
-    )
-
     if site.kind == "planted":
         data = make_site(**site.params)
         source = {"kind": "planted", "seed": site.params["seed"],

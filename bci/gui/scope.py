@@ -17,14 +17,12 @@ over a channel's label changes that channel's gain; a click on it marks the chan
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
 import weakref
 from collections import deque
 from collections.abc import Sequence
-from pathlib import Path
 
 import mne
 import numpy as np
@@ -32,7 +30,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QPen
 from PySide6.QtWidgets import (
-    QApplication,
     QCheckBox,
     QHBoxLayout,
     QLabel,
@@ -523,34 +520,7 @@ class ScopeWindow(QWidget):
         return widget.mapFromScene(vb.sceneBoundingRect()).boundingRect()
 
 
-# ------------------------------------------------------------------------------- CLI
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``bci scope``."""
-    parser.add_argument("stream", nargs="?", help="name of the LSL data stream")
-    parser.add_argument("--type", help="LSL stream type to resolve (e.g. EEG)")
-    parser.add_argument("--markers", metavar="NAME", help="marker stream to draw")
-    parser.add_argument("--seconds", type=float, default=10.0,
-                        help="seconds of data on screen (default 10)")
-    parser.add_argument("--bandpass", type=float, nargs=2, metavar=("LO", "HI"),
-                        help="display band-pass in Hz (causal, display only)")
-    parser.add_argument("--notch", type=float, nargs="+", metavar="F",
-                        help="display notch frequencies in Hz, e.g. 50 100")
-    parser.add_argument("--scale", type=float, metavar="VOLTS",
-                        help="volts per channel spacing (default: from the data)")
-    parser.add_argument("--max-points", type=int, default=2000,
-                        help="at most this many points per trace (default 2000)")
-    parser.add_argument("--fps", type=float, default=30.0, help="frames per second")
-    parser.add_argument("--spectrum", action="store_true", help="start in the spectrum view")
-    parser.add_argument("--timeout", type=float, default=10.0,
-                        help="seconds to wait for the streams (default 10)")
-    parser.add_argument("--screenshot", type=Path, metavar="FILE.png",
-                        help="render offscreen, save a PNG after --frames updates, exit")
-    parser.add_argument("--frames", type=int, default=30,
-                        help="updates before the screenshot (default 30)")
-    parser.add_argument("--size", type=int, nargs=2, default=None, metavar=("W", "H"),
-                        help="window size in pixels")
-
+# --------------------------------------------------------------------- display filters
 
 def display_filters(bandpass: Sequence[float] | None,
                     notch: Sequence[float] | None) -> list[dict]:
@@ -562,75 +532,3 @@ def display_filters(bandpass: Sequence[float] | None,
         filters.append({"kind": "bandpass", "l_freq": float(bandpass[0]),
                         "h_freq": float(bandpass[1])})
     return filters
-
-
-def run(args: argparse.Namespace) -> int:
-    """Open the scope on a stream until its window closes (or save one screenshot)."""
-    from bci.devices.lsl_source import LSLSource, MarkerSource
-    from bci.errors import StreamNotFoundError
-
-    if args.stream is None and args.type is None:
-        print("bci scope: give a stream name or --type", file=sys.stderr)
-        return 2
-    if args.screenshot is not None:
-        import os
-
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    app = QApplication.instance() or QApplication(["bci scope"])
-    source = LSLSource(name=args.stream, type=args.type, resolve_timeout=args.timeout)
-    markers = None
-    try:
-        source.open()
-        if args.markers:
-            markers = MarkerSource(name=args.markers, resolve_timeout=args.timeout)
-            markers.open()
-        window = ScopeWindow(
-            source, markers, seconds=args.seconds,
-            filters=display_filters(args.bandpass, args.notch) or None, scale=args.scale,
-            max_points=args.max_points, fps=args.fps, autostart=args.screenshot is None,
-            own_sources=True, title=f"bci scope: {source.stream_info.name()}")
-    except (StreamNotFoundError, ValueError) as err:
-        source.close()
-        if markers is not None:
-            markers.close()
-        print(f"bci scope: {err}", file=sys.stderr)
-        return 2
-    if args.size:
-        window.resize(*args.size)
-    if args.spectrum:
-        window.show_spectrum(True)
-    window.show()
-    if args.screenshot is not None:
-        period = 1.0 / args.fps
-        for _ in range(max(1, args.frames)):
-            deadline = time.monotonic() + period
-            window.tick()
-            app.processEvents()
-            time.sleep(max(0.0, deadline - time.monotonic()))
-        window.redraw(force_spectrum=True)
-        app.processEvents()
-        ok = window.grab().save(str(args.screenshot))
-        window.close()
-        if not ok:
-            print(f"bci scope: could not write {args.screenshot}", file=sys.stderr)
-            return 1
-        print(f"wrote {args.screenshot} ({window.total} samples, {window.frames} frames)")
-        return 0
-    window.setFocus()
-    import signal as _signal
-
-    # the 30 Hz timer hands control back to Python often enough for Ctrl-C
-    _signal.signal(_signal.SIGINT, lambda *_: window.close())
-    app.exec()
-    window.close()
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bci scope", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,12 +8,12 @@ import time
 import numpy as np
 import pytest
 from bci.decoders.onnx_graphs import linear_softmax_model
-from bci.devices.recording import Recording
 from streams import Player, make_marker_outlet, make_outlet
 
 from bci.chunk import Markers
 from bci.decision import STAGES
 from bci.errors import StreamMismatchError, StreamNotFoundError
+from bci.recording import Recording
 from bci.runner import run_live, run_replay
 from bci.session import SessionConfig
 from bci.spec import DecoderSpec, WindowSpec, write_spec
@@ -140,6 +140,7 @@ def test_slow_decoder_skips_windows_by_policy_and_keeps_up(model, unique_name):
     assert all(d.stages["queue"] <= 1.5 * longest for d in result.decisions)
 
 
+@pytest.mark.slow
 def test_stream_vanishes_and_returns(model, unique_name):
     from bci.lslconfig import get_pylsl
 
@@ -313,3 +314,28 @@ def test_replay_of_the_live_recording_reproduces_live_decisions(model, unique_na
     classes = ["left", "right", "rest"]
     assert [classes[int(i)] for i in dec["time_series"][:, 0]] == [d.label for d in live]
     np.testing.assert_allclose(dec["time_series"][:, 1:], [d.output for d in live])
+
+
+def test_samples_stamped_ahead_of_the_clock_are_reported(model, unique_name):
+    """A stream stamped on another clock (here 5 s ahead) is a clock fault, reported once."""
+    from bci.lslconfig import get_pylsl
+
+    pylsl = get_pylsl()
+    data = _signal(1.0, seed=8)
+    outlet = make_outlet(unique_name, CH, SFREQ)
+
+    def send():
+        time.sleep(0.2)
+        for start in range(0, data.shape[1], 20):
+            ahead = pylsl.local_clock() + 5.0
+            outlet.push_chunk(np.ascontiguousarray(data[:, start:start + 20].T),
+                              (ahead + np.arange(20) / SFREQ).tolist())
+            time.sleep(0.05)
+
+    sender = threading.Thread(target=send, daemon=True)
+    result = run_live(_config(model, unique_name), duration=2.0,
+                      on_ready=lambda _: sender.start())
+    sender.join(5)
+    clock = [e for e in result.events if e["kind"] == "clock"]
+    assert len(clock) == 1 and clock[0]["ahead_s"] > 4.0
+    assert result.n_samples == data.shape[1]

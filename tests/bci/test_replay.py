@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bci.cli import main
 from bci.datasets.synthetic import make_recording
+from bci.metrics import itr_bits_per_min
 from bci.runner import run_replay
 from bci.session import SessionConfig
 
@@ -74,6 +76,7 @@ def test_replay_cli_reports_bad_input(tmp_path, capsys):
     assert "decoder.frequencies: expected a list" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_json_runs_the_closed_loop():
     proc = subprocess.run(
         [sys.executable, "-m", "bci", "demo", "--duration", "10", "--json"],
@@ -85,7 +88,10 @@ def test_demo_json_runs_the_closed_loop():
     assert summary["n_decisions"] >= 2
     assert summary["accuracy"] > 0.25  # four targets
     assert 0 < summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
-    assert summary["itr_bits_per_min"] >= 0
+    # Wolpaw, four targets, 3 s per selection (2 s stimulation + 1 s gaze shift)
+    assert summary["itr_convention"].startswith("Wolpaw; 3 s per selection")
+    assert summary["itr_bits_per_min"] == pytest.approx(
+        itr_bits_per_min(4, summary["accuracy"], 3.0), rel=1e-12)
 
 
 def test_runtime_runs_without_torch(tmp_path):

@@ -192,24 +192,20 @@ def test_export_module_rejects_a_shape_with_the_batch_axis_or_non_integers():
 # --- learning ------------------------------------------------------------------------------
 
 
-def test_eegnet_decodes_held_out_trials_and_only_with_real_labels(eegnet, eegnet_data):
-    X, y = eegnet_data
-    held_out = (eegnet.predict(X[N_TRAIN:]) == y[N_TRAIN:]).mean()
+@pytest.mark.parametrize("model, data, n_classes, seed", [
+    ("eegnet", "eegnet_data", 2, 5),
+    pytest.param("dnn", "ssvep_data", 3, 6, marks=pytest.mark.slow),
+])
+def test_decodes_held_out_trials_and_only_with_real_labels(model, data, n_classes, seed,
+                                                           request):
+    model = request.getfixturevalue(model)
+    X, y = request.getfixturevalue(data)
+    held_out = (model.predict(X[N_TRAIN:]) == y[N_TRAIN:]).mean()
     assert held_out >= 0.85, f"held-out accuracy {held_out:.2f}"
-    shuffled = np.random.default_rng(5).permutation(y[:N_TRAIN])
-    noise = clone(eegnet).fit(X[:N_TRAIN], shuffled)
+    shuffled = np.random.default_rng(seed).permutation(y[:N_TRAIN])
+    noise = clone(model).fit(X[:N_TRAIN], shuffled)
     chance = (noise.predict(X[N_TRAIN:]) == y[N_TRAIN:]).mean()
-    assert chance <= chance_ceiling(N_TRIALS - N_TRAIN, 2), f"shuffled: {chance:.2f}"
-
-
-def test_ssvep_dnn_decodes_held_out_trials_and_only_with_real_labels(dnn, ssvep_data):
-    X, y = ssvep_data
-    held_out = (dnn.predict(X[N_TRAIN:]) == y[N_TRAIN:]).mean()
-    assert held_out >= 0.85, f"held-out accuracy {held_out:.2f}"
-    shuffled = np.random.default_rng(6).permutation(y[:N_TRAIN])
-    noise = clone(dnn).fit(X[:N_TRAIN], shuffled)
-    chance = (noise.predict(X[N_TRAIN:]) == y[N_TRAIN:]).mean()
-    assert chance <= chance_ceiling(N_TRIALS - N_TRAIN, 3), f"shuffled: {chance:.2f}"
+    assert chance <= chance_ceiling(N_TRIALS - N_TRAIN, n_classes), f"shuffled: {chance:.2f}"
 
 
 def test_early_stopping_keeps_the_epoch_with_the_lowest_validation_loss(eegnet_data):

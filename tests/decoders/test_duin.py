@@ -33,7 +33,6 @@ from bci.decoders.duin import (  # noqa: E402
     mae_loss,
     vqvae_codes,
 )
-from bci.devices.recording import Recording  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 
@@ -49,7 +48,9 @@ from bci.datasets.seeg import (  # noqa: E402
     read_seeg_raw,
 )
 from bci.decoder import OnnxDecoder  # noqa: E402
-from bci.pipeline import Pipeline, replay_windows  # noqa: E402
+from bci.pipeline import Pipeline  # noqa: E402
+from bci.recording import Recording  # noqa: E402
+from bci.runner import replay_windows  # noqa: E402
 from bci.session import SessionConfig  # noqa: E402
 
 N_WORDS = 4
@@ -195,6 +196,7 @@ def test_loader_reads_a_bids_ieeg_dataset_and_resamples(tmp_path):
 # --- the three stages ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_vqvae_reconstruction_falls_and_uses_several_codes(fitted, epochs):
     h = fitted.history_["vqvae"]
     assert h[-1]["recon"] < 0.85 * h[0]["recon"]
@@ -207,6 +209,7 @@ def test_vqvae_reconstruction_falls_and_uses_several_codes(fitted, epochs):
     assert math.exp(-(p * np.log(p)).sum()) > 3.0  # perplexity on held-out windows
 
 
+@pytest.mark.slow
 def test_mae_masked_code_cross_entropy_falls(fitted, epochs):
     h = fitted.history_["mae"]
     config = fitted.config_
@@ -230,6 +233,7 @@ def test_mae_masked_code_cross_entropy_falls(fitted, epochs):
     assert held_out < marginal + 0.05
 
 
+@pytest.mark.slow
 def test_classifies_held_out_words_well_above_chance(fitted, epochs):
     X, y, _ = epochs
     accuracy = fitted.score(X[N_TRAIN:], y[N_TRAIN:])
@@ -239,6 +243,7 @@ def test_classifies_held_out_words_well_above_chance(fitted, epochs):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_shuffled_labels_stay_at_chance(fitted, epochs):
     # stages 1 and 2 never see labels, so fitting on shuffled labels is fine-tuning the
     # same pre-trained encoder on them
@@ -299,6 +304,7 @@ def test_published_sizes_wire_up():
 # --- export and live use -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_front_end_equals_mne_bipolar_reference(fitted, subject, epochs, tmp_path):
     raw = subject.to_raw()
     bip, _, info = read_seeg_epochs(raw, preprocessing=PREP)  # mne.set_bipolar_reference
@@ -309,6 +315,7 @@ def test_front_end_equals_mne_bipolar_reference(fitted, subject, epochs, tmp_pat
     np.testing.assert_allclose(mine, bip, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_onnx_matches_torch_and_serves_marker_locked_epochs(fitted, subject, epochs, tmp_path):
     X, y, _ = epochs
     path = tmp_path / "duin.onnx"
@@ -343,6 +350,7 @@ def test_onnx_matches_torch_and_serves_marker_locked_epochs(fitted, subject, epo
     assert np.mean(live) >= 0.6
 
 
+@pytest.mark.slow
 def test_follows_the_estimator_contract_and_names_bad_inputs(fitted, epochs):
     X, y, _ = epochs
     assert isinstance(fitted, TrainableDecoder)
@@ -375,6 +383,7 @@ def test_follows_the_estimator_contract_and_names_bad_inputs(fitted, epochs):
     np.testing.assert_allclose(out, nameless.predict_proba(X[:3]), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_bci_train_and_replay_a_seeg_session(subject, tmp_path):
     """The command line: `bci train --decoder duin` on one FIF, `bci replay` on another."""
     import json

@@ -144,6 +144,7 @@ def federation():
     return results, exchanged, finals
 
 
+@pytest.mark.slow
 def test_federated_beats_local_most_at_the_smallest_site(federation):
     results, _, _ = federation
     # printed so that a failing run shows the figures
@@ -161,6 +162,7 @@ def test_federated_beats_local_most_at_the_smallest_site(federation):
     assert gains[:, 0].mean() > gains[:, 1:].mean(axis=0).max()
 
 
+@pytest.mark.slow
 def test_shuffled_labels_give_chance():
     seed = 0
     sites = _sites(seed, shuffle=True)
@@ -170,6 +172,7 @@ def test_shuffled_labels_give_chance():
     assert all(abs(a - 0.5) <= 0.12 for a in accuracies), accuracies
 
 
+@pytest.mark.slow
 def test_fedavg_moves_only_the_shared_parameters(federation):
     _, exchanged, (models, global_shared, train) = federation
     keys = models[0].shared_keys()

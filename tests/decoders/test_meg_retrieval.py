@@ -1,5 +1,5 @@
 """MEG image retrieval: sensors from mne.Info, preprocessing, embedding banks, the brain
-module, its training, export and live use (decoders/meg_retrieval.py, bci/datasets/meg.py).
+module, its training, export and live use (decoders/meg_retrieval/, bci/datasets/meg.py).
 
 Synthetic sessions carry a planted image code (bci.datasets.meg.make_meg_images); they are
 written as FIF and read back through the runtime's file reader.
@@ -38,17 +38,18 @@ from bci.datasets.meg import (
     Montage,
     RobustClamp,
     baseline_correct,
-    load_embedding_bank,
     make_meg_images,
     make_meg_info,
     meg_epochs,
     meg_picks,
     meg_preprocessing,
-    save_embedding_bank,
     sensor_positions,
 )
 from bci.decoder import OnnxDecoder
-from bci.pipeline import Pipeline, replay_windows
+from bci.errors import ConfigError
+from bci.pipeline import Pipeline
+from bci.retrieval import load_embedding_bank, save_embedding_bank
+from bci.runner import replay_windows
 from bci.session import DecoderConfig, OutputsConfig, SessionConfig, SourceConfig, WindowConfig
 from bci.spec import DecoderSpec, write_spec
 
@@ -204,30 +205,30 @@ def test_embedding_bank_loader(tmp_path):
     assert bank.names == sorted(names) and bank.vectors.shape == (3, 8)
     np.save(folder / "egg.npy", rng.standard_normal((1, 8)))  # (1, dim) is accepted
     assert load_embedding_bank(folder, names=["egg", "cat"], dim=8).vectors.shape == (2, 8)
-    with pytest.raises(MEGError, match="no such folder"):
+    with pytest.raises(ConfigError, match="no such folder"):
         load_embedding_bank(tmp_path / "none")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(MEGError, match="found none"):
+    with pytest.raises(ConfigError, match="found none"):
         load_embedding_bank(tmp_path / "empty")
-    with pytest.raises(MEGError, match=r"missing \['pear.npy'\]"):
+    with pytest.raises(ConfigError, match=r"missing \['pear.npy'\]"):
         load_embedding_bank(folder, names=["cat", "pear"])
-    with pytest.raises(MEGError, match="size 16"):
+    with pytest.raises(ConfigError, match="size 16"):
         load_embedding_bank(folder, dim=16)
     np.save(folder / "wide.npy", rng.standard_normal(9))
-    with pytest.raises(MEGError, match="one embedding size"):
+    with pytest.raises(ConfigError, match="one embedding size"):
         load_embedding_bank(folder)
     (folder / "wide.npy").unlink()
     bad = rng.standard_normal(8)
     bad[3] = np.nan
     np.save(folder / "nan.npy", bad)
-    with pytest.raises(MEGError, match=r"nan\.npy holds 1 NaN"):
+    with pytest.raises(ConfigError, match=r"nan\.npy holds 1 NaN"):
         load_embedding_bank(folder)
     (folder / "nan.npy").unlink()
     np.save(folder / "text.npy", np.array(["a", "b"]))
-    with pytest.raises(MEGError, match="numeric vector"):
+    with pytest.raises(ConfigError, match="numeric vector"):
         load_embedding_bank(folder)
     (folder / "text.npy").unlink()
-    with pytest.raises(MEGError, match=r"\['pear'\]"):
+    with pytest.raises(ConfigError, match=r"\['pear'\]"):
         load_embedding_bank(folder).take(["cat", "pear"])
 
 
@@ -358,6 +359,7 @@ def test_retrieval_helpers():
 # --- training, evaluation, export, live use ------------------------------------------
 
 
+@pytest.mark.slow
 def test_retrieval_well_above_chance_and_ridge_baseline(session, fitted):
     ep, test, train = session["ep"], session["test"], session["train"]
     Y, test_bank = session["Y"], session["bank"].take(session["test_names"])
@@ -375,6 +377,7 @@ def test_retrieval_well_above_chance_and_ridge_baseline(session, fitted):
     assert r > 0.3, r
 
 
+@pytest.mark.slow
 def test_shuffled_labels_give_chance(session):
     rng = np.random.default_rng(1)
     Y = session["Y"].copy()
@@ -390,6 +393,7 @@ def test_shuffled_labels_give_chance(session):
     assert model.history_[-1]["train_loss"] < 0.8 * model.history_[0]["train_loss"]
 
 
+@pytest.mark.slow
 def test_early_stopping_keeps_the_best_validation_epoch(session):
     model = _fit(session, epochs=12, patience=2, validation_fraction=0.25, lr=3e-2)
     val = [h["val_loss"] for h in model.history_]
@@ -412,6 +416,7 @@ def test_early_stopping_keeps_the_best_validation_epoch(session):
     assert float(loss) == pytest.approx(min(val), rel=1e-4)
 
 
+@pytest.mark.slow
 def test_output_invariant_to_joint_permutation_of_channels_and_positions(session, fitted):
     ep, test = session["ep"], session["test"]
     X, _ = fitted._prepare(list(ep.X[test][:16]), np.zeros(16, dtype=object))
@@ -429,6 +434,7 @@ def test_output_invariant_to_joint_permutation_of_channels_and_positions(session
     assert (moved - ref).abs().max() > 0.05 * ref.abs().max()
 
 
+@pytest.mark.slow
 def test_onnx_parity_and_live_replay_curve(session, fitted):
     ep, test, rec = session["ep"], session["test"], session["rec"]
     names = session["test_names"]
@@ -488,6 +494,7 @@ def test_onnx_parity_and_live_replay_curve(session, fitted):
     assert at_onset > far + 0.25, (at_onset, far)
 
 
+@pytest.mark.slow
 def test_bci_replay_ranks_embeddings_against_the_bank_folder(session, fitted, capsys):
     """The embedding form served by `bci replay`: the bank is a folder named in the spec,
     each decision names its top-5 candidates, ranked by cosine similarity."""
@@ -535,6 +542,7 @@ def test_bci_replay_ranks_embeddings_against_the_bank_folder(session, fitted, ca
     assert "holds embeddings of 7" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bci_train_on_some_images_then_retrieve_unseen_ones(session, capsys):
     """`bci train --decoder meg-retrieval --bank` on the 40 training images of a FIF
     recording, then `bci replay` ranks the 20 images it never saw."""
@@ -575,6 +583,7 @@ def test_bci_train_on_some_images_then_retrieve_unseen_ones(session, capsys):
     assert np.mean(hits) >= 2.5 * 5 / N_TEST  # top-5 among 20 images never trained on
 
 
+@pytest.mark.slow
 def test_subjects_with_different_sensor_sets(tmp_path):
     data = make_meg_images(n_images=48, n_repeats=4, n_subjects=2,
                            systems=["vectorview", "ctf275"], n_sites=[16, 60],
@@ -615,6 +624,7 @@ def test_subjects_with_different_sensor_sets(tmp_path):
         est.transform(x, subjects=["sub-0"] * 4)
 
 
+@pytest.mark.slow
 def test_estimator_input_errors(session, fitted):
     ep = session["ep"]
     X = ep.X[:8]

@@ -27,8 +27,11 @@ def _files(shared_data, paradigm):
 
 
 @pytest.mark.parametrize(("name", "paradigm"), [
-    ("trca", "ssvep"), ("etrca", "ssvep"), ("ssvep-dnn", "ssvep"),
-    ("csp-lda", "mi"), ("fbcsp", "mi"), ("eegnet", "mi"), ("rl-eegnet", "mi"),
+    ("trca", "ssvep"), ("etrca", "ssvep"),
+    pytest.param("ssvep-dnn", "ssvep", marks=pytest.mark.slow),
+    ("csp-lda", "mi"), ("fbcsp", "mi"),
+    pytest.param("eegnet", "mi", marks=pytest.mark.slow),
+    pytest.param("rl-eegnet", "mi", marks=pytest.mark.slow),
 ])
 def test_onnx_matches_reference_on_real_windows(name, paradigm, shared_data, tmp_path):
     import onnxruntime as ort

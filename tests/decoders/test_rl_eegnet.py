@@ -55,22 +55,23 @@ def planted(n_trials: int, n_classes: int, *, mix: np.ndarray, sfreq: float, see
     return (1e-5 * X).astype(np.float32), labels
 
 
-@pytest.fixture(scope="module")
-def two() -> dict:
-    mix = mixing(8, 11)
-    Xtr, ytr = planted(160, 2, mix=mix, sfreq=SFREQ2, seed=1)
-    Xte, yte = planted(120, 2, mix=mix, sfreq=SFREQ2, seed=2)
-    model = RLEEGNet(sfreq=SFREQ2, seed=0).fit(Xtr, ytr)
+def trained_on_planted(mix: np.ndarray, n_classes: int, *, sfreq: float, n_train: int,
+                       n_test: int, seed: int) -> dict:
+    """A model fitted on planted trials (seed ``seed``), with held-out ones (``seed + 1``)."""
+    Xtr, ytr = planted(n_train, n_classes, mix=mix, sfreq=sfreq, seed=seed)
+    Xte, yte = planted(n_test, n_classes, mix=mix, sfreq=sfreq, seed=seed + 1)
+    model = RLEEGNet(sfreq=sfreq, seed=0).fit(Xtr, ytr)
     return {"mix": mix, "Xtr": Xtr, "ytr": ytr, "Xte": Xte, "yte": yte, "model": model}
 
 
 @pytest.fixture(scope="module")
+def two() -> dict:
+    return trained_on_planted(mixing(8, 11), 2, sfreq=SFREQ2, n_train=160, n_test=120, seed=1)
+
+
+@pytest.fixture(scope="module")
 def four() -> dict:
-    mix = mixing(12, 12)
-    Xtr, ytr = planted(240, 4, mix=mix, sfreq=SFREQ4, seed=3)
-    Xte, yte = planted(160, 4, mix=mix, sfreq=SFREQ4, seed=4)
-    model = RLEEGNet(sfreq=SFREQ4, seed=0).fit(Xtr, ytr)
-    return {"Xtr": Xtr, "ytr": ytr, "Xte": Xte, "yte": yte, "model": model}
+    return trained_on_planted(mixing(12, 12), 4, sfreq=SFREQ4, n_train=240, n_test=160, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +107,8 @@ def accuracy(proba: np.ndarray, classes: np.ndarray, y: np.ndarray) -> float:
 # -- learning --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, chance", [("two", 0.5), ("four", 0.25)])
+@pytest.mark.parametrize("name, chance", [
+    ("two", 0.5), pytest.param("four", 0.25, marks=pytest.mark.slow)])
 def test_learns_planted_classes_on_held_out_trials(name: str, chance: float,
                                                     request: pytest.FixtureRequest) -> None:
     data = request.getfixturevalue(name)
@@ -120,6 +122,7 @@ def test_learns_planted_classes_on_held_out_trials(name: str, chance: float,
     assert model.history_[-1] > model.history_[0] + 0.5
 
 
+@pytest.mark.slow
 def test_labels_unrelated_to_the_data_stay_near_chance_on_held_out_trials(two: dict) -> None:
     # Shuffled within each true class so that exactly half of each class gets each label:
     # a plain permutation keeps a chance correlation with the truth that the network can
@@ -148,6 +151,7 @@ def test_csp_is_fitted_on_the_training_trials_alone(two: dict) -> None:
     np.testing.assert_allclose(model.module_.projection.numpy(), expected, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_gamma_above_zero_bootstraps_from_the_next_trial(two: dict) -> None:
     model = RLEEGNet(sfreq=SFREQ2, gamma=0.5, n_epochs=20, epsilon_decay=0.8,
                      seed=0).fit(two["Xtr"], two["ytr"])
@@ -156,6 +160,7 @@ def test_gamma_above_zero_bootstraps_from_the_next_trial(two: dict) -> None:
     assert model.score(two["Xte"], two["yte"]) >= 0.8
 
 
+@pytest.mark.slow
 def test_same_seed_same_model_other_seed_other_model(two: dict) -> None:
     kw = {"sfreq": SFREQ2, "n_epochs": 4}
     a = RLEEGNet(**kw, seed=3).fit(two["Xtr"], two["ytr"])
@@ -180,6 +185,34 @@ def test_rejects_bad_input(two: dict) -> None:
         RLEEGNet(sfreq=SFREQ2, h_freq=70.0).fit(two["Xtr"], two["ytr"])
 
 
+# -- state file ------------------------------------------------------------------------
+
+
+def test_state_file_loads_weights_only_and_resumes_adaptation(two: dict, shifted: dict,
+                                                              tmp_path) -> None:
+    model = copy.deepcopy(two["model"])
+    path = model.save_state(tmp_path / "rl.pt")
+    # plain values and tensors only: no class is unpickled, so the module may move
+    blob = torch.load(path, weights_only=True)
+    assert blob["kind"] == "rl-eegnet-state" and blob["classes"] == ["left", "right"]
+    assert "projection" in blob["module"] and blob["replay"]["size"] == len(model.replay_)
+    restored = RLEEGNet.load_state(path)
+    assert restored.get_params() == model.get_params()
+    np.testing.assert_array_equal(restored.predict_proba(two["Xte"]),
+                                  model.predict_proba(two["Xte"]))
+    np.testing.assert_array_equal(restored.csp_.filters_, model.csp_.filters_)
+    # optimiser, replay buffer and random state come back too: adapting both on the same
+    # trials gives the same network
+    for m in (model, restored):
+        m.adapt(shifted["Xad"][:40], shifted["yad"][:40], n_epochs=2)
+    np.testing.assert_array_equal(restored.predict_proba(shifted["Xte"]),
+                                  model.predict_proba(shifted["Xte"]))
+    assert restored.history_ == model.history_ and restored.n_updates_ == model.n_updates_
+    torch.save({"kind": "something-else"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="expected an RL-EEGNet state file"):
+        RLEEGNet.load_state(tmp_path / "other.pt")
+
+
 # -- ONNX ------------------------------------------------------------------------------
 
 
@@ -200,6 +233,7 @@ def test_onnx_matches_torch_for_batch_1_and_5(two: dict, exported) -> None:
 # -- online adaptation -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_adapt_improves_accuracy_on_a_shifted_distribution(two: dict, shifted: dict) -> None:
     model = copy.deepcopy(two["model"])
     projection = model.module_.projection.clone()
@@ -254,6 +288,7 @@ def test_online_adapter_submit_returns_while_the_thread_learns(two: dict) -> Non
         adapter.submit(X[0], y[0])
 
 
+@pytest.mark.slow
 def test_online_adapter_exports_the_adapted_model(two: dict, shifted: dict, exported,
                                                   tmp_path) -> None:
     model = copy.deepcopy(two["model"])

@@ -11,6 +11,7 @@ from bci.decoders.training import _folds, evaluate
 from bci.cli import main
 from bci.datasets.synthetic import make_recording
 from bci.errors import TrainingError
+from bci.metrics import itr_bits_per_min
 from bci.session import SessionConfig
 from bci.training_data import TrainingWindows
 
@@ -128,6 +129,13 @@ def test_training_errors_name_what_was_expected(mi_files, tmp_path, capsys):
                  "--output", str(tmp_path / "m.onnx")]) == 2
     assert "training.decoders.csp-lda" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+    # a value the estimator itself refuses (a band above Nyquist) is one line, not a traceback
+    bad_hyper.write_text(SESSION + "\n[training.decoders.csp-lda]\nl_freq = 500.0\n")
+    assert main(["train", str(bad_hyper), "--decoder", "csp-lda", "--train", str(a),
+                 "--output", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "training.decoders.csp-lda: CSPLDA: expected 0 < low < high < Nyquist" in err
+    assert "Traceback" not in err
 
 
 def test_fbcca_cross_session_on_real_ssvep(shared_data, capsys):
@@ -141,8 +149,10 @@ def test_fbcca_cross_session_on_real_ssvep(shared_data, capsys):
     figures = json.loads(capsys.readouterr().out)
     assert figures["n_windows"] == 24
     assert figures["accuracy"] > 0.8  # chance 1/3
-    assert figures["itr_bits_per_min"] > 0
-    assert "gaze shift not included" in figures["itr_convention"]
+    # Wolpaw, three targets, the 2-s window (tmin 2, tmax 4) per selection
+    assert figures["itr_bits_per_min"] == pytest.approx(
+        itr_bits_per_min(3, figures["accuracy"], 2.0), rel=1e-12)
+    assert "2 s per selection (2 s window, gaze shift not included)" in figures["itr_convention"]
 
 
 # The simulator's trials start every 3 s exactly, so its 50 Hz line noise is phase-locked
@@ -179,4 +189,6 @@ def test_trca_learns_phase_locked_ssvep_through_the_runtime_chain(decoder, tmp_p
     figures = result.summary()
     assert figures["n_windows"] >= 20
     assert figures["accuracy"] > 0.8, figures  # chance 0.25; the second session held out
-    assert figures["itr_bits_per_min"] > 0
+    # Wolpaw, four targets, the 1-s window (0.14–1.14 s) per selection, no gaze shift
+    assert figures["itr_bits_per_min"] == pytest.approx(
+        itr_bits_per_min(4, figures["accuracy"], 1.0), rel=1e-12)

@@ -6,11 +6,12 @@ import mne
 import numpy as np
 import pytest
 from bci.devices.files import read_recording
-from bci.devices.player import FilePlayer, default_chunk_size, main
-from bci.devices.recording import Recording
+from bci.devices.player import FilePlayer, default_chunk_size
 
 from bci.chunk import Markers
+from bci.cli import main
 from bci.lslconfig import get_pylsl
+from bci.recording import Recording
 
 
 def make_recording(n_samples: int, sfreq: float, markers: dict[int, str],
@@ -171,13 +172,14 @@ def test_cli(tmp_path, unique_name, capsys):
     path = tmp_path / "cli_raw.fif"
     info = mne.create_info(["C3", "C4"], 100.0, "eeg")
     mne.io.RawArray(np.zeros((2, 50)), info).save(path)
-    assert main([str(path), "--name", unique_name, "--speed", "20", "--chunk-size", "5"]) == 0
+    assert main(["play", str(path), "--name", unique_name, "--speed", "20",
+                 "--chunk-size", "5"]) == 0
     out = capsys.readouterr().out
     assert f"data stream {unique_name!r}" in out
     assert "played 50 samples and 0 markers (1 loop(s))" in out
 
-    assert main([str(tmp_path / "absent.fif"), "--name", unique_name]) == 2
+    assert main(["play", str(tmp_path / "absent.fif"), "--name", unique_name]) == 2
     assert "absent.fif: no such file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main([str(path), "--speed", "-1"])
+        main(["play", str(path), "--speed", "-1"])
     assert "expected a number > 0, found '-1'" in capsys.readouterr().err

@@ -126,7 +126,7 @@ def _start_recorder(args: list[str]) -> subprocess.Popen:
 def test_sigkill_loses_at_most_the_last_second(tmp_path, unique_name):
     outlet = make_outlet(unique_name, ["a", "b", "c", "d"], 100.0, chunk=1)
     path = tmp_path / "killed.xdf"
-    proc = _start_recorder(["bci.devices.recorder", "--stream", unique_name, "-o", str(path)])
+    proc = _start_recorder(["bci", "record", "--stream", unique_name, "-o", str(path)])
     try:
         data = known_data(1000)
         pushed = []  # (local clock when pushed, timestamp)
@@ -272,6 +272,7 @@ def test_session_recorder(tmp_path):
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 def test_cli_records_all_streams_for_a_duration(tmp_path, unique_name):
     outlet = make_outlet(unique_name, ["a", "b", "c", "d"], 100.0)
     path = tmp_path / "all.xdf"
@@ -289,13 +290,13 @@ def test_cli_records_all_streams_for_a_duration(tmp_path, unique_name):
 
 
 def test_cli_errors(tmp_path, capsys):
-    from bci.devices.recorder import main
+    from bci.cli import main
 
-    assert main(["-o", str(tmp_path / "x.xdf")]) == 2
+    assert main(["record", "-o", str(tmp_path / "x.xdf")]) == 2
     assert "say what to record: --stream NAME" in capsys.readouterr().err
     existing = tmp_path / "old.xdf"
     existing.write_bytes(b"precious")
-    assert main(["--stream", "whatever", "-o", str(existing)]) == 2
+    assert main(["record", "--stream", "whatever", "-o", str(existing)]) == 2
     assert f"{existing} exists; expected a new file (or --overwrite)" in capsys.readouterr().err
     assert existing.read_bytes() == b"precious"
     with pytest.raises(ValueError, match="needs a name, type or source_id; found none"):

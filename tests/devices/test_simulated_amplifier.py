@@ -6,8 +6,9 @@ import time
 
 import numpy as np
 import pytest
-from bci.devices.simulated_amplifier import SimulatedAmplifier, main, spawn, stop_spawned
+from bci.devices.simulated_amplifier import SimulatedAmplifier, spawn, stop_spawned
 
+from bci.cli import main
 from bci.datasets.synthetic import SyntheticEEG
 from bci.lslconfig import get_pylsl
 
@@ -105,8 +106,8 @@ def test_bad_options_are_rejected():
 
 
 def test_cli_streams_for_its_duration(unique_name, capsys):
-    code = main(["--paradigm", "mi", "--channels", "4", "--seed", "3", "--duration", "0.3",
-                 "--name", unique_name, "--marker-name", unique_name + "-m",
+    code = main(["simulate", "--paradigm", "mi", "--channels", "4", "--seed", "3",
+                 "--duration", "0.3", "--name", unique_name, "--marker-name", unique_name + "-m",
                  "--sfreq", "200", "--line-freq", "none"])
     out = capsys.readouterr().out
     assert code == 0
@@ -115,7 +116,7 @@ def test_cli_streams_for_its_duration(unique_name, capsys):
 
 
 def test_cli_reports_bad_options(capsys):
-    assert main(["--frequencies", "8,200", "--duration", "0.1"]) == 2
+    assert main(["simulate", "--frequencies", "8,200", "--duration", "0.1"]) == 2
     assert "below Nyquist" in capsys.readouterr().err
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import struct
 
 import bci.devices.xdf as xdf
@@ -10,16 +9,6 @@ import numpy as np
 import pytest
 import pyxdf
 from bci.devices.xdf import BOUNDARY_UUID, XDFError, XDFWriter
-
-
-@pytest.fixture(autouse=True)
-def _quiet_pyxdf():
-    # pyxdf logs every truncated chunk it skips, with a traceback
-    logger = logging.getLogger("pyxdf")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    yield
-    logger.setLevel(level)
 
 
 def load(source):

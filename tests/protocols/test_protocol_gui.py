@@ -41,6 +41,7 @@ def _cues(recording) -> list[tuple[float, str]]:
     return [(t, v) for t, v in recording.markers if v != END_MARKER]
 
 
+@pytest.mark.slow
 def test_speller_window_stamps_each_cue_with_its_first_frame(app, tmp_path):
     path = tmp_path / "speller.toml"
     path.write_text(SSVEP_TEST)
@@ -65,6 +66,7 @@ def test_speller_window_stamps_each_cue_with_its_first_frame(app, tmp_path):
     assert summary["accuracy"] >= 0.5  # 4 targets: chance is 0.25
 
 
+@pytest.mark.slow
 def test_cursor_shows_the_decoder_output_and_closing_ends_the_session(app, tmp_path):
     path = tmp_path / "mi.toml"
     path.write_text(MI_TEST)

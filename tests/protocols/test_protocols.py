@@ -7,11 +7,12 @@ import json
 
 import numpy as np
 import pytest
-from bci.protocols import cli, mi_feedback, ssvep_speller
+from bci.protocols import mi_feedback, ssvep_speller
 from bci.protocols.base import ProtocolConfigError
 
 from bci.cli import main as bci_main
 from bci.datasets.synthetic import SyntheticEEG
+from bci.metrics import itr_bits_per_min
 
 SSVEP_TEST = """
 [calibration]
@@ -84,11 +85,16 @@ def test_cue_following_source_puts_the_response_after_the_cue():
         SyntheticEEG(paradigm="ssvep", seed=3).add_cue("12Hz", 10)
 
 
+@pytest.mark.slow
 def test_ssvep_speller_simulated_end_to_end_and_replay(ssvep_run, tmp_path):
     r = ssvep_run
     assert r["n_trials"] == 8 and r["n_targets"] == 4
     assert r["accuracy"] >= 0.75  # chance 0.25
-    assert r["itr_bits_per_min"] > 0 and 0.14 < r["mean_selection_s"] <= 1.14 + 1e-9
+    assert 0.14 < r["mean_selection_s"] <= 1.14 + 1e-9
+    # Wolpaw, four targets, selection time = mean cue-to-decision time + the 0.3-s iti
+    assert r["itr_bits_per_min"] == pytest.approx(
+        itr_bits_per_min(4, r["accuracy"], r["mean_selection_s"] + 0.3), rel=1e-12)
+    assert "online.iti = 0.3 s" in r["itr_convention"]
     assert r["duration_s"] < 60
     # each stage's session + model over the online recording reproduces that stage's
     # online decisions (fixed windows); the dynamic decision is the first stage whose
@@ -117,6 +123,7 @@ def test_ssvep_speller_simulated_end_to_end_and_replay(ssvep_run, tmp_path):
                 break
 
 
+@pytest.mark.slow
 def test_mi_feedback_simulated_end_to_end_and_replay(mi_run, tmp_path):
     r = mi_run
     assert r["n_trials"] == 6 and r["accuracy"] >= 5 / 6  # chance 0.5
@@ -125,6 +132,36 @@ def test_mi_feedback_simulated_end_to_end_and_replay(mi_run, tmp_path):
     out = _replay(r["session"], r["recording"], tmp_path / "mi.jsonl")
     assert [d["label"] for d in out] == [d["label"] for d in online]
     assert [d["stop"] for d in out] == [d["stop"] for d in online]
+
+
+@pytest.mark.slow
+def test_protocol_online_phases_replay_to_the_same_decisions_and_skips(mi_run, ssvep_run):
+    """The online phases decode through the runtime's one loop: replaying their recording
+    gives the decisions they made, bit for bit, and the same window and skip counts."""
+    from bci.devices.files import read_recording
+
+    from bci.runner import run_replay
+    from bci.session import SessionConfig
+
+    r = mi_run
+    online = [json.loads(x) for x in open(r["decisions_file"])]
+    replayed = run_replay(SessionConfig.load(r["session"]), read_recording(r["recording"]))
+    assert replayed.counts == r["online_counts"][0]
+    assert replayed.counts["skipped_backlog"] == 0 and len(online) == 6
+    assert [(d.stop, d.label, d.true_label, d.last_sample_time) for d in replayed.decisions] == [
+        (d["stop"], d["label"], d["true_label"], d["last_sample_time"]) for d in online]
+    for d, row in zip(replayed.decisions, online, strict=True):
+        assert d.to_dict(timing=False)["probabilities"] == row["probabilities"]
+
+    r = ssvep_run
+    stages = [json.loads(x) for x in open(r["stages_file"])]
+    for k, st in enumerate(r["stages"]):
+        replayed = run_replay(SessionConfig.load(st["session"]),
+                              read_recording(r["recording"]))
+        assert replayed.counts == r["stage_counts"][k]
+        assert [d.to_dict(timing=False) for d in replayed.decisions] == [
+            {key: v for key, v in row.items() if key not in ("stage", "window")}
+            for row in stages if row["stage"] == k]
 
 
 def test_bad_settings_name_the_key(tmp_path, capsys):
@@ -137,7 +174,7 @@ def test_bad_settings_name_the_key(tmp_path, capsys):
                                                   r"found 'long'"):
         mi_feedback.load(bad)
     bad.write_text("[calibration]\nn_blocks = 2.5\n")
-    assert cli.main(["ssvep-speller", str(bad), "--json"]) == 2
+    assert bci_main(["protocol", "ssvep-speller", str(bad), "--json"]) == 2
     assert "calibration.n_blocks: expected an integer" in capsys.readouterr().err
     bad.write_text('[decoder]\nname = "fbcca"\n')
     with pytest.raises(ProtocolConfigError, match=r"decoder\.name: expected one of"):

@@ -144,11 +144,10 @@ def test_site_file_picks_one_site(tmp_path: Path) -> None:
 
 def test_a_site_of_its_own_recordings(tmp_path: Path) -> None:
     """kind = "recordings": the site's files (here FIF), cut by the runtime's own code."""
-    from bci.devices.recording import Recording
-
     from bci.chunk import Markers
     from bci.datasets.synthetic import SyntheticEEG
     from bci.federated.sites import load_site_data
+    from bci.recording import Recording
 
     n_cues = 0
     for k in range(2):
@@ -192,8 +191,8 @@ def test_a_site_of_its_own_recordings(tmp_path: Path) -> None:
 
 
 def test_importing_bci_federated_imports_neither_torch_nor_flower() -> None:
-    code = ("import sys, bci.federated, bci.federated.cli, bci.federated.config, "
-            "bci.federated.certs, bci.federated.deployment, bci.cli; "
+    code = ("import sys, bci.federated, bci.federated.config, "
+            "bci.federated.certs, bci.federated.deployment, bci.cli, bci.cli.federated; "
             "print(sorted(m for m in ('torch', 'flwr', 'ray') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
@@ -251,6 +250,7 @@ def simulation(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Federati
     return summary, cfg
 
 
+@pytest.mark.slow
 def test_federated_beats_local_most_at_the_smallest_site(simulation) -> None:
     summary, _ = simulation
     sites = summary["sites"]
@@ -265,6 +265,7 @@ def test_federated_beats_local_most_at_the_smallest_site(simulation) -> None:
     assert summary["round_seconds"] and all(t > 0 for t in summary["round_seconds"])
 
 
+@pytest.mark.slow
 def test_nan_and_huge_sites_are_rejected_and_the_model_stays_finite(simulation) -> None:
     summary, _ = simulation
     assert summary["global_finite"] is True
@@ -280,6 +281,7 @@ def test_nan_and_huge_sites_are_rejected_and_the_model_stays_finite(simulation) 
         assert sorted(r["accepted"]) == sorted(HONEST)
 
 
+@pytest.mark.slow
 def test_no_site_sees_another_sites_data(simulation) -> None:
     summary, cfg = simulation
     # only the shared keys travel; replies carry scalars and the site's name
@@ -300,6 +302,7 @@ def test_no_site_sees_another_sites_data(simulation) -> None:
         assert names <= {"access.jsonl", "site_layers.pt", f"{site.name}.onnx"}
 
 
+@pytest.mark.slow
 def test_each_site_model_runs_in_the_runtime(simulation) -> None:
     from bci.decoder import OnnxDecoder
     from bci.federated.sites import load_site_data
@@ -320,6 +323,7 @@ def test_each_site_model_runs_in_the_runtime(simulation) -> None:
 
 
 @pytest.mark.parametrize("clipping", ["server", "client"])
+@pytest.mark.slow
 def test_differential_privacy_reports_its_budget(tmp_path: Path, clipping: str) -> None:
     from bci.federated.simulation import simulate
 

@@ -139,6 +139,7 @@ def test_insecure_needs_an_explicit_flag(tmp_path: Path) -> None:
     assert res.returncode != 0 and "--ca" in res.stderr
 
 
+@pytest.mark.slow
 def test_unregistered_site_is_refused(tmp_path: Path) -> None:
     from bci.federated.certs import make_certs, make_site_key
     from bci.federated.deployment import (
@@ -185,6 +186,7 @@ def test_unregistered_site_is_refused(tmp_path: Path) -> None:
     assert _leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_deployment_survives_a_killed_site(tmp_path: Path) -> None:
     from bci.decoder import OnnxDecoder
     from bci.federated.config import load_site

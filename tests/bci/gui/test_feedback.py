@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtWidgets import QApplication
+from qt_events import wait_until
 
 from bci.decision import Decision
 from bci.gui.feedback import (
@@ -27,19 +27,6 @@ from bci.gui.feedback import (
 from bci.outputs import DecisionOutlet
 
 CLASSES = ["left", "right", "feet", "tongue"]
-
-
-@pytest.fixture(scope="module")
-def app():
-    return QApplication.instance() or QApplication([])
-
-
-def wait_until(app, cond, timeout=5.0):
-    end = time.monotonic() + timeout
-    while not cond() and time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.001)
-    return cond()
 
 
 def decision(i, probs, true=None, latency=None, classes=CLASSES):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import gc
 import time
 
@@ -20,6 +19,8 @@ from PySide6.QtWidgets import QApplication
 from streams import Player, make_marker_outlet, make_outlet
 
 from bci.chunk import Chunk
+from bci.cli import build_parser
+from bci.cli import scope as scope_cli
 from bci.gui import scope
 from bci.gui.scope import ScopeWindow
 
@@ -29,6 +30,13 @@ FREQS = [7.0, 12.0, 23.0, 31.0]  # one sinusoid per channel
 AMPS = [40e-6, 80e-6, 40e-6, 40e-6]  # 12 Hz (C2) is the largest peak of the spectrum
 SCALE = 200e-6  # volts per channel spacing: a 40 µV sinusoid spans 0.4 of it
 MARKER_EVERY = 100  # samples
+
+
+class _ScopeCommand:
+    """Parses ``bci scope`` options with the one ``bci`` parser."""
+
+    def parse_args(self, argv):
+        return build_parser().parse_args(["scope", *argv])
 
 
 @pytest.fixture(scope="module")
@@ -338,13 +346,12 @@ def test_64_channels_decimated_without_new_items(app):
 
 
 def test_run_writes_screenshot(app, stream, tmp_path):
-    parser = argparse.ArgumentParser()
-    scope.add_arguments(parser)
+    parser = _ScopeCommand()
     png = tmp_path / "scope.png"
     args = parser.parse_args([stream, "--markers", f"{stream}-m", "--seconds", "2",
                               "--bandpass", "1", "40", "--notch", "50", "--frames", "20",
                               "--screenshot", str(png), "--size", "800", "400"])
-    assert scope.run(args) == 0
+    assert scope_cli.run(args) == 0
     assert png.stat().st_size > 1000
     image = QImage(str(png))
     assert image.width() == 800 and image.height() == 400
@@ -354,8 +361,7 @@ def test_run_writes_screenshot(app, stream, tmp_path):
 def test_run_interactive_ends_when_window_closes(app, stream):
     from PySide6.QtCore import QTimer
 
-    parser = argparse.ArgumentParser()
-    scope.add_arguments(parser)
+    parser = _ScopeCommand()
     args = parser.parse_args([stream, "--seconds", "1", "--spectrum"])
     seen = {}
 
@@ -373,19 +379,18 @@ def test_run_interactive_ends_when_window_closes(app, stream):
     timer.timeout.connect(poll)
     timer.start(50)
     t0 = time.monotonic()
-    assert scope.run(args) == 0
+    assert scope_cli.run(args) == 0
     assert time.monotonic() - t0 < 10
     timer.stop()
     assert seen["frames"] > 10  # the timer ran while the window was open
 
 
 def test_run_unknown_stream(app, unique_name, capsys):
-    parser = argparse.ArgumentParser()
-    scope.add_arguments(parser)
+    parser = _ScopeCommand()
     args = parser.parse_args([unique_name, "--timeout", "0.2"])
-    assert scope.run(args) == 2
+    assert scope_cli.run(args) == 2
     assert "no LSL stream" in capsys.readouterr().err
-    assert scope.run(parser.parse_args([])) == 2
+    assert scope_cli.run(parser.parse_args([])) == 2
 
 
 def _pixels_of(image: QImage) -> np.ndarray:

@@ -10,25 +10,12 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtWidgets import QApplication
+from qt_events import wait_until
 
 from bci.gui.speller import DEFAULT_CHARS, SpellerWindow, grid_targets, luminance
 from bci.lslconfig import get_pylsl
 
 REFRESH = 60.0
-
-
-@pytest.fixture(scope="module")
-def app():
-    return QApplication.instance() or QApplication([])
-
-
-def wait_until(app, cond, timeout=5.0):
-    end = time.monotonic() + timeout
-    while not cond() and time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.0005)
-    return cond()
 
 
 def grey_at(img, rect) -> int:

@@ -10,6 +10,7 @@ from streams import Player, make_marker_outlet, make_outlet
 from bci.datasets.synthetic import make_recording
 from bci.decoder import OnnxDecoder
 from bci.errors import ModelError
+from bci.registry import adapters
 from bci.runner import run_live
 from bci.session import SessionConfig
 
@@ -40,6 +41,7 @@ def trained(tmp_path_factory):
     return d / "rl.onnx", rec.info["ch_names"]
 
 
+@pytest.mark.slow
 def test_live_session_adapts_without_losing_samples_and_saves_the_model(
         trained, unique_name, tmp_path):
     model, ch_names = trained
@@ -78,9 +80,12 @@ def test_live_session_adapts_without_losing_samples_and_saves_the_model(
 
 
 def test_adaptation_without_its_state_file_is_refused(trained, unique_name, tmp_path):
-    from bci.adaptation import LiveAdaptation
+    # the runner finds the adapter through the registry, as a session with adapt = true does
+    LiveAdaptation = adapters.get("online").load()
+    assert LiveAdaptation.__module__ == "bci.decoders.adaptation"
 
     model, _ = trained
+    assert LiveAdaptation.state_path(model) == model.with_suffix(".pt")
     lonely = tmp_path / "lonely.onnx"
     lonely.write_bytes(model.read_bytes())
 

@@ -1,49 +1,46 @@
 """``bci protocol NAME [CONFIG.toml] [--simulate] [--gui | --headless] [--json]
-[--output-dir DIR]``."""
+[--output-dir DIR]``: an experiment protocol, calibration → training → online."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import signal
 import sys
 import threading
-from collections.abc import Sequence
 
 from bci.protocols import PROTOCOLS
+from bci.protocols.base import ProtocolConfigError, output_dir
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", choices=sorted(PROTOCOLS), help="the protocol to run")
-    parser.add_argument("config", nargs="?", default=None,
-                        help="protocol settings (TOML); default: the built-in settings")
-    parser.add_argument("--simulate", action="store_true",
-                        help="start a simulated amplifier that follows the cues and run the "
-                             "whole protocol against it, with the compressed timing of "
-                             "[simulate]")
-    shown = parser.add_mutually_exclusive_group()
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    text = "run an experiment protocol (calibration → train → online)"
+    p = sub.add_parser("protocol", help=text, description=text)
+    p.add_argument("name", choices=sorted(PROTOCOLS), help="the protocol to run")
+    p.add_argument("config", nargs="?", default=None,
+                   help="protocol settings (TOML); default: the built-in settings")
+    p.add_argument("--simulate", action="store_true",
+                   help="start a simulated amplifier that follows the cues and run the "
+                        "whole protocol against it, with the compressed timing of "
+                        "[simulate]")
+    shown = p.add_mutually_exclusive_group()
     shown.add_argument("--gui", dest="gui", action="store_true", default=None,
                        help="show the participant's window (speller or feedback) and the "
                             "operator's decoder panel (default when a display is present)")
     shown.add_argument("--headless", dest="gui", action="store_false",
                        help="no windows: cues and decisions go only over LSL and to disk")
-    parser.add_argument("--json", action="store_true",
-                        help="print the summary as one JSON object")
-    parser.add_argument("--output-dir", default=None, metavar="DIR",
-                        help="where recordings, models and session files go "
-                             "(default: protocol-runs/NAME-DATE-TIME)")
-
-
-def _module(name: str):
-    import importlib
-
-    return importlib.import_module(PROTOCOLS[name])
+    p.add_argument("--json", action="store_true",
+                   help="print the summary as one JSON object")
+    p.add_argument("--output-dir", default=None, metavar="DIR",
+                   help="where recordings, models and session files go "
+                        "(default: protocol-runs/NAME-DATE-TIME)")
+    p.set_defaults(func=run)
 
 
 def _want_gui(requested: bool | None) -> bool:
     """``--gui``/``--headless`` if given; else windows when Qt and a display are here."""
-    import importlib.util
-
     has_qt = importlib.util.find_spec("PySide6") is not None
     if requested is False:
         return False
@@ -53,15 +50,14 @@ def _want_gui(requested: bool | None) -> bool:
         return True
     if not has_qt:
         return False
+    # presentation imports Qt (the GUI extra)
     from bci.protocols.presentation import display_available
 
     return display_available()
 
 
 def run(args: argparse.Namespace) -> int:
-    from bci.protocols.base import ProtocolConfigError
-
-    mod = _module(args.name)
+    mod = importlib.import_module(PROTOCOLS[args.name])
     try:
         config = mod.load(args.config, simulate=args.simulate)
     except ProtocolConfigError as err:
@@ -72,13 +68,11 @@ def run(args: argparse.Namespace) -> int:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             restore[sig] = signal.signal(sig, lambda *_: stop.set())
-    from bci.protocols.base import output_dir
-
     out = output_dir(args.output_dir, mod.NAME)
     try:
         gui = _want_gui(args.gui)
         if gui:
-            from bci.protocols.presentation import ProtocolGUI
+            from bci.protocols.presentation import ProtocolGUI  # Qt
 
             summary = ProtocolGUI(mod, config, simulate=args.simulate, out_dir=out,
                                   stop=stop).run()
@@ -102,14 +96,3 @@ def run(args: argparse.Namespace) -> int:
             if key not in ("stages",):
                 print(f"{key}: {value}")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bci protocol",
-                                     description="Run an experiment protocol.")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,5 +1,8 @@
 """Online adaptation in a live session: the decoder keeps learning from cued trials.
 
+Registered as the adapter ``"online"`` in :data:`bci.registry.adapters`: the runner finds
+:class:`LiveAdaptation` there when a session says ``[decoder] adapt = true``.
+
 A decoder trained with ``bci train --decoder rl-eegnet`` is written as ``MODEL.onnx``
 (served) and ``MODEL.pt`` (its trainable state). With ``[decoder] adapt = true`` the live
 loop hands every decided window whose true class is known (its cue) to
@@ -30,29 +33,22 @@ from bci.windowing import Window
 log = logging.getLogger(__name__)
 
 
-def state_path(model: str | Path) -> Path:
-    """Where the trainable state of ``MODEL.onnx`` lives: ``MODEL.pt``."""
-    return Path(model).with_suffix(".pt")
-
-
 def save_state(estimator: Any, path: str | Path) -> None:
-    import torch
-
-    torch.save(estimator, Path(path))
+    estimator.save_state(Path(path))
 
 
 def load_state(path: str | Path) -> Any:
-    """Load a decoder's trainable state (a pickle: load only files you trust)."""
+    """Load a decoder's trainable state (tensors and plain values, no pickled class)."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"adaptation needs the decoder's trainable state {path}, written by "
                          "bci train next to the .onnx file; not found")
     try:
-        import torch
+        from bci.decoders.rl_eegnet import RLEEGNet
     except ImportError:
         raise ModelError("adaptation needs torch: pip install 'bci-runtime[train]'") from None
     try:
-        return torch.load(path, weights_only=False)
+        return RLEEGNet.load_state(path)
     except Exception as err:  # torch/pickle raise many types on a bad file
         raise ModelError(f"cannot read decoder state {path}: {type(err).__name__}: "
                          f"{err}") from None
@@ -77,6 +73,7 @@ class LiveAdaptation:
 
     def __init__(self, pipeline, *, state: str | Path, save: str | Path | None = None,
                  swap_every: int = 10, threads: int = 1) -> None:
+        # rl_eegnet imports torch: only a session that adapts pays for it
         from bci.decoders.rl_eegnet import OnlineAdapter
 
         self.pipeline = pipeline
@@ -100,6 +97,11 @@ class LiveAdaptation:
         self._exporting: threading.Thread | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="bci-adapt-")
         self.error: BaseException | None = None
+
+    @staticmethod
+    def state_path(model: str | Path) -> Path:
+        """Where the trainable state of ``MODEL.onnx`` lives: ``MODEL.pt``."""
+        return Path(model).with_suffix(".pt")
 
     def __call__(self, window: Window, decision: Decision) -> None:
         """Called from the decode thread after each decision."""
@@ -140,7 +142,7 @@ class LiveAdaptation:
         self.adapter.close(drain=True)
         if self.save is not None and self.error is None:
             self.adapter.export(self.save, self.spec)
-            save_state(self.estimator, state_path(self.save))
+            save_state(self.estimator, self.state_path(self.save))
         self._tmp.cleanup()
         return {"adapt_submitted": self.n_submitted, "adapt_learned": self.adapter.n_adapted,
                 "adapt_dropped": self.adapter.n_dropped, "adapt_swaps": self.n_swaps}

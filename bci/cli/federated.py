@@ -9,6 +9,7 @@
         --key CERTS/sites/clinic-a.key
 
 TLS and SuperNode authentication are on unless ``--insecure`` is given explicitly.
+Flower is started by the subcommands as separate processes, never imported here.
 """
 
 from __future__ import annotations
@@ -21,11 +22,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bci.federated.certs import make_certs
+from bci.federated.config import FederationConfig
+from bci.federated.deployment import DeploymentError, Tls, run_site, serve
+from bci.federated.simulation import simulate
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``bci fl`` subcommands (called by :mod:`bci.cli`)."""
-    parser.epilog = ("TLS and SuperNode authentication are on unless --insecure is given; "
-                     "Flower's telemetry and update checks are off.")
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    text = "federated training across sites (Flower)"
+    parser = sub.add_parser(
+        "fl", help=text, description=text,
+        epilog="TLS and SuperNode authentication are on unless --insecure is given; "
+               "Flower's telemetry and update checks are off.")
+    parser.set_defaults(func=run)
     sub = parser.add_subparsers(dest="fl_command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("simulate", help="run a federation file's sites on this machine")
@@ -128,8 +137,6 @@ def _exit_on_sigterm() -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one ``bci fl`` subcommand."""
-    from bci.federated.deployment import DeploymentError
-
     if args.fl_command in ("simulate", "server"):
         _exit_on_sigterm()
 
@@ -144,8 +151,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.fl_command == "certs":
-        from bci.federated.certs import make_certs
-
         paths = make_certs(args.out, sites=args.site, hosts=args.host, days=args.days,
                            overwrite=args.overwrite)
         print(f"wrote {paths.ca_cert}, {paths.server_cert} (+ keys) and "
@@ -153,11 +158,7 @@ def _run(args: argparse.Namespace) -> int:
               f"Give each site ca.crt and its own sites/NAME.key; keep ca.key offline.")
         return 0
 
-    from bci.federated.config import FederationConfig
-
     if args.fl_command == "simulate":
-        from bci.federated.simulation import simulate
-
         cfg = FederationConfig.load(args.config)
         if args.rounds is not None:
             if args.rounds < 1:
@@ -169,8 +170,6 @@ def _run(args: argparse.Namespace) -> int:
         return 0 if summary.get("global_finite", False) else 1
 
     if args.fl_command == "server":
-        from bci.federated.deployment import Tls, serve
-
         cfg = FederationConfig.load(args.config)
         if args.insecure:
             tls, key_list = None, None
@@ -188,8 +187,6 @@ def _run(args: argparse.Namespace) -> int:
         return 0 if summary.get("global_finite", False) else 1
 
     if args.fl_command == "site":
-        from bci.federated.deployment import run_site
-
         if args.insecure:
             print("bci fl site: --insecure: no TLS, no authentication", file=sys.stderr)
         elif args.ca is None or args.key is None:
@@ -198,14 +195,3 @@ def _run(args: argparse.Namespace) -> int:
         return run_site(args.data, site_name=args.site, superlink_address=args.superlink,
                         ca=args.ca, key=args.key, insecure=args.insecure)
     raise SystemExit(f"bci fl: unknown command {args.fl_command!r}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m bci.federated.cli``."""
-    parser = argparse.ArgumentParser(prog="bci fl")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
