@@ -113,6 +113,7 @@ def first_imports(tmp_path_factory) -> dict[str, list]:
 
 
 @pytest.mark.parametrize("module", MODULES)
+@pytest.mark.slow
 def test_module_imports_first_without_a_circle(first_imports, module):
     result = first_imports[module][0]
     if result.startswith("optional: "):
@@ -121,6 +122,7 @@ def test_module_imports_first_without_a_circle(first_imports, module):
     assert result == "ok", f"importing {module} first fails:\n{result}"
 
 
+@pytest.mark.slow
 def test_every_error_class_derives_from_bcierror(first_imports):
     """A user-facing error reaches the user as one line only if it is a BCIError."""
     foreign = {m: classes for m, (_, classes) in first_imports.items() if classes}

@@ -279,6 +279,7 @@ def test_integer_marker_stream_opens_epochs(model, unique_name):
         (100, "left"), (200, "right")]
 
 
+@pytest.mark.slow
 def test_replay_of_the_live_recording_reproduces_live_decisions(model, unique_name, tmp_path):
     """[outputs] record writes data, markers and decisions; replaying it gives them back."""
     from bci.devices.files import read_recording

@@ -131,6 +131,7 @@ def test_outage_sliding_windows_replay_to_the_same_decisions_and_skips(unique_na
     assert {d.true_label for d in live.decisions} >= {"8Hz", "10Hz", "12Hz"}
 
 
+@pytest.mark.slow
 def test_outage_epochs_replay_to_the_same_decisions_and_skips(unique_name, tmp_path):
     live, replayed, _ = _live_then_replay(
         unique_name, tmp_path, {"mode": "epoch", "tmin": 0.0, "tmax": 0.5})

@@ -79,6 +79,7 @@ def test_live_session_adapts_without_losing_samples_and_saves_the_model(
     assert not np.allclose(before.run(x * 1e-5), after.run(x * 1e-5))
 
 
+@pytest.mark.slow
 def test_adaptation_without_its_state_file_is_refused(trained, unique_name, tmp_path):
     # the runner finds the adapter through the registry, as a session with adapt = true does
     LiveAdaptation = adapters.get("online").load()

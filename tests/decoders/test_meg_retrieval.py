@@ -251,6 +251,7 @@ def test_published_sizes_and_block_dilations():
     assert FourierEmbedding(32)(torch.rand(5, 2)).shape == (5, 2048)
 
 
+@pytest.mark.slow
 def test_published_size_exports_with_parity():
     info = make_meg_info("ctf275", n_sites=272)
     montage = Montage.from_info(info)

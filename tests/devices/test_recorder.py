@@ -123,6 +123,7 @@ def _start_recorder(args: list[str]) -> subprocess.Popen:
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 def test_sigkill_loses_at_most_the_last_second(tmp_path, unique_name):
     outlet = make_outlet(unique_name, ["a", "b", "c", "d"], 100.0, chunk=1)
     path = tmp_path / "killed.xdf"
