@@ -72,7 +72,7 @@ def run_demo(*, duration: float = 30.0, as_json: bool = False, seed: int = 7) ->
         "accuracy": acc,
         "itr_bits_per_min": None if acc is None else itr_bits_per_min(
             len(FREQUENCIES), acc, STIM_S + ITI_S),
-        "n_decisions": len(result.decisions),
+        "n_decisions": result.n_decisions,
         "latency_ms": {"p50": lat.get("p50"), "p99": lat.get("p99")},
         "itr_convention": f"Wolpaw; {STIM_S + ITI_S:g} s per selection "
                           f"({STIM_S:g} s stimulation + {ITI_S:g} s gaze shift)",
@@ -89,4 +89,4 @@ def run_demo(*, duration: float = 30.0, as_json: bool = False, seed: int = 7) ->
                 f"({summary['itr_convention']})")
             say(f"decision latency (emitted − last sample): p50 {lat['p50']:.1f} ms, "
                 f"p99 {lat['p99']:.1f} ms")
-    return 0 if result.decisions else 1
+    return 0 if result.n_decisions else 1

@@ -91,4 +91,15 @@ class JsonlLog:
             self._file = None
 
 
+class DecisionList(list):
+    """A sink that keeps every decision, in order (tests and short protocol phases).
+
+    :class:`bci.runner.SessionResult` keeps only the newest decisions; give this sink to
+    a run whose every decision is needed afterwards, knowing it grows without bound.
+    """
+
+    def __call__(self, d: Decision) -> None:
+        self.append(d)
+
+
 Sink = Callable[[Decision], None]

@@ -19,7 +19,7 @@ from bci.decision import Decision
 from bci.decoder import Decoder
 from bci.decoder import load_decoder as load_session_decoder
 from bci.errors import ConfigError, ModelError, SpecError, StreamMismatchError
-from bci.filters import Decimate, FilterBank
+from bci.filters import Decimate, FilterBank, SosFilter
 from bci.quality import NonFiniteGuard
 from bci.retrieval import CandidateBank, bank_folder, is_retrieval, top_k
 from bci.session import SessionConfig
@@ -51,9 +51,29 @@ def _window_spec(config: SessionConfig, decoder_window: WindowSpec | None) -> Wi
 
 
 def load_decoder(config: SessionConfig, info: mne.Info) -> Decoder:
-    """The session's decoder, for a stream described by ``info``."""
-    return load_session_decoder(config.require_decoder(), info=info,
-                                window=lambda: _window_spec(config, None))
+    """The session's decoder, for a stream described by ``info``.
+
+    Raises
+    ------
+    ConfigError
+        Naming the session file and the key: a model file that does not exist, or
+        options the stream cannot serve (an FBCCA frequency above Nyquist).
+    """
+    where = str(config.path or "session")
+    decoder = config.require_decoder()
+    if decoder.kind == "onnx" and decoder.path is not None and not Path(decoder.path).is_file():
+        raise ConfigError(f"{where}: decoder.path: file {decoder.path} does not exist")
+    try:
+        return load_session_decoder(decoder, info=info,
+                                    window=lambda: _window_spec(config, None))
+    except ConfigError as err:
+        if str(err).startswith(where):
+            raise
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def _is_filter(node) -> bool:
+    return isinstance(node, SosFilter | FilterBank | Decimate)
 
 
 class Pipeline:
@@ -90,12 +110,14 @@ class Pipeline:
             )
         self.window_spec = _window_spec(config, spec.window)
         self.guard = NonFiniteGuard()
-        nodes = [
-            self.guard,
-            *Chain.from_config(config.chain, where="chain.nodes").nodes,
-            PickChannels(ch_names=spec.ch_names),
-            *Chain.from_config(spec.preprocessing, where="decoder preprocessing").nodes,
-        ]
+        session_file = str(config.path or "session")
+        model_file = str(getattr(self.decoder, "path", None) or f"decoder {spec.name or ''}")
+        chain_nodes = Chain.from_config(config.chain, where="chain.nodes").nodes
+        spec_nodes = Chain.from_config(spec.preprocessing, where="decoder preprocessing").nodes
+        nodes = [self.guard, *chain_nodes, PickChannels(ch_names=spec.ch_names), *spec_nodes]
+        # where each node was configured, for errors that name the key
+        keys = ["", *(f"{session_file}: chain.nodes[{i}]" for i in range(len(chain_nodes))),
+                "", *(f"{model_file}: spec preprocessing[{i}]" for i in range(len(spec_nodes)))]
         self.decimation = 1
         if isinstance(nodes[-1], Decimate):
             # the windower decimates, counting back from each window's newest sample
@@ -103,28 +125,51 @@ class Pipeline:
             nodes.append(last.antialias)
             self.decimation = last.factor
         self.chain = Chain(nodes)
-        try:
-            out_info = self.chain.setup(info)
-        except ValueError as err:
-            raise StreamMismatchError(
-                f"{err} (stream has {len(info['ch_names'])} channels at {sfreq:g} Hz)"
-            ) from None
+        out_info = info
+        for node, key in zip(nodes, keys, strict=True):
+            try:
+                out_info = node.setup(out_info)
+            except ValueError as err:
+                if key and _is_filter(node):
+                    raise ConfigError(f"{key} ({node.kind}): {err} (the stream is at "
+                                      f"{sfreq:g} Hz)") from None
+                raise StreamMismatchError(
+                    f"{err} (stream has {len(info['ch_names'])} channels at {sfreq:g} Hz)"
+                ) from None
         self.out_info = out_info
         self.windower = self._make_windower()
         sample_shape = self._sample_shape()
         self.windower.setup(float(out_info["sfreq"]), sample_shape)
         expected = self.decoder.input_shape()
         found = (*sample_shape, self.windower.n_times())
+        if found[-1] < 2:
+            raise StreamMismatchError(
+                f"{session_file}: window: a {self.window_spec.mode} window of "
+                f"{self.window_spec.duration:g} s holds {found[-1]} sample(s) at "
+                f"{float(out_info['sfreq']) / self.decimation:g} Hz; expected at least 2 "
+                "(is the stream's rate right?)")
         if len(expected) != len(found) or any(
             e is not None and e != f for e, f in zip(expected, found, strict=False)
         ):
+            where = getattr(self.decoder, "path", None)
             raise StreamMismatchError(
-                f"decoder takes windows of shape {expected}; the chain and window "
+                f"decoder{f' {where}' if where else ''} takes windows of shape "
+                f"{expected}; the chain and window "
                 f"({self.window_spec.mode}, {self.window_spec.duration:g} s at "
                 f"{float(out_info['sfreq']) / self.decimation:g} Hz) give {found}"
             )
         self.n_decisions = 0
         self.bank, self.top_k = self._retrieval(spec)
+        self._check_outputs(found)
+
+    def _check_outputs(self, window_shape: tuple[int, ...]) -> None:
+        """A model with a dynamic output size: one dry run on zeros gives its length."""
+        check = getattr(self.decoder, "check_outputs", None)
+        if check is None or getattr(self.decoder, "n_outputs", None) is not None:
+            return
+        out = self.decoder.run(np.zeros(window_shape, np.float32))
+        self.decoder.n_outputs = int(np.asarray(out).size)
+        check(self.decoder.n_outputs)
 
     def _retrieval(self, spec) -> tuple[CandidateBank | None, int | None]:
         """The candidate bank of an embedding decoder, and how many candidates to name."""

@@ -3,12 +3,17 @@
 :class:`TimestampCheck` finds gaps and clock faults from the data's timestamps,
 :class:`StallCheck` notices a live stream that stops delivering, and
 :class:`NonFiniteGuard` (the first node of every pipeline) keeps NaN/Inf out of the
-chain. Each works sample by sample, so the result does not depend on how the data were
-cut into chunks: a live session and the replay of its recording flag the same samples.
+chain; :class:`RateCheck` and :class:`AmplitudeCheck` look once at the first seconds for
+a declared rate the timestamps contradict and for microvolts sent as volts. Each works
+sample by sample, so the result does not depend on how the data were cut into chunks: a
+live session and the replay of its recording flag the same samples.
 """
 
 from __future__ import annotations
 
+import itertools
+
+import mne
 import numpy as np
 
 from bci.chain import Node
@@ -138,3 +143,130 @@ class ClockCheck:
         else:
             self.faulty = False
         return None
+
+
+class RateCheck:
+    """Measure the sampling rate over the first ``span`` s of timestamps, once.
+
+    A stream declared at 256 Hz that sends 250 Hz puts every window's duration, every
+    filter's cut-off and every marker alignment off by the same 2.4 %. The measured rate
+    is the number of sample intervals from the first sample to the first one stamped
+    ``span`` s or more after it, divided by that time: it depends on the timestamps
+    alone, so a live session and the replay of its recording measure the same rate.
+
+    Parameters
+    ----------
+    sfreq : float
+        Declared sampling rate.
+    span : float
+        Seconds of data to measure over.
+    tolerance : float
+        Relative difference above which a ``rate`` event is returned (default 1 %).
+    """
+
+    def __init__(self, sfreq: float, *, span: float = 5.0, tolerance: float = 0.01,
+                 gap_threshold: float | None = None) -> None:
+        self.sfreq, self.span, self.tolerance = float(sfreq), float(span), float(tolerance)
+        self.gap_threshold = 1.0 / self.sfreq + 0.02 if gap_threshold is None else gap_threshold
+        self.measured: float | None = None
+        self._first: float | None = None
+        self._last: float | None = None
+        self._seen = 0
+
+    def check(self, timestamps: np.ndarray, now: float) -> SourceEvent | None:
+        """Feed a chunk's timestamps; the ``rate`` event when the measure is off.
+
+        A gap (see :class:`TimestampCheck`) restarts the measure after it: an outage is
+        reported as a gap, not as a slow clock.
+        """
+        if self.measured is not None or not len(timestamps):
+            return None
+        ts = np.asarray(timestamps, np.float64)
+        dts = np.diff(ts, prepend=ts[0] if self._last is None else self._last)
+        self._last = float(ts[-1])
+        bad = np.flatnonzero((dts > self.gap_threshold) | (dts < 0))
+        bounds = [0, *bad.tolist(), ts.size]
+        for a, b in itertools.pairwise(bounds):
+            if a == b:
+                continue
+            if self._first is None or a > 0 or (bad.size and bad[0] == 0):
+                self._first, self._seen = float(ts[a]), 0
+            seg = ts[a:b]
+            past = np.flatnonzero(seg - self._first >= self.span)
+            if past.size:
+                return self._measure(self._seen + int(past[0]), float(seg[past[0]]), now)
+            self._seen += seg.size
+        return None
+
+    def _measure(self, k: int, t: float, now: float) -> SourceEvent | None:
+        # k intervals from the first sample to the one at t
+        self.measured = k / (t - self._first)
+        if abs(self.measured - self.sfreq) <= self.tolerance * self.sfreq:
+            return None
+        return SourceEvent("rate", now, {
+            "declared_hz": self.sfreq, "measured_hz": round(self.measured, 3),
+            "over_s": self.span,
+            "message": f"the stream declares {self.sfreq:g} Hz but its timestamps give "
+                       f"{self.measured:.2f} Hz over the first {self.span:g} s",
+        })
+
+
+#: Standard deviation (V) above which EEG-like data are likely in µV, not V.
+MAX_STD_V = 1e-2
+#: Peak-to-peak (V) above which EEG-like data are likely in µV, not V.
+MAX_PTP_V = 1.0
+
+
+class AmplitudeCheck:
+    """Look at the first ``span`` s of EEG/sEEG/ECoG channels for a unit mix-up, once.
+
+    The runtime works in volts: scalp EEG has a standard deviation around 1e-5 V. Data
+    whose median channel has a standard deviation above :data:`MAX_STD_V` or a
+    peak-to-peak above :data:`MAX_PTP_V` are almost surely microvolts sent as volts, a
+    mistake a model trained in volts would otherwise take silently. The first
+    ``round(span · sfreq)`` samples are used, so the check depends on the data alone.
+
+    Parameters
+    ----------
+    picks : array of int
+        Rows to check (EEG-like channels); none: the check is off.
+    n_samples : int
+        Samples to look at.
+    """
+
+    def __init__(self, picks: np.ndarray, *, n_samples: int) -> None:
+        self.picks = np.asarray(picks, int)
+        self.n_samples = int(n_samples)
+        self.done = not self.picks.size or self.n_samples < 2
+        self._parts: list[np.ndarray] = []
+        self._seen = 0
+
+    @classmethod
+    def for_info(cls, info: mne.Info, *, span: float = 5.0) -> AmplitudeCheck:
+        """The check of a stream's EEG, sEEG and ECoG channels over its first ``span`` s."""
+        picks = mne.pick_types(info, eeg=True, seeg=True, ecog=True, exclude=[])
+        return cls(picks, n_samples=round(span * float(info["sfreq"])))
+
+    def check(self, data: np.ndarray, now: float) -> SourceEvent | None:
+        """Feed a chunk's data ``(n_channels, n)``; the ``amplitude`` event when suspect."""
+        if self.done:
+            return None
+        take = min(self.n_samples - self._seen, data.shape[-1])
+        self._parts.append(np.asarray(data[self.picks, :take], np.float64))
+        self._seen += take
+        if self._seen < self.n_samples:
+            return None
+        self.done = True
+        x = np.concatenate(self._parts, axis=-1)
+        self._parts = []
+        std = float(np.median(np.nanstd(x, axis=-1)))
+        ptp = float(np.median(np.nanmax(x, axis=-1) - np.nanmin(x, axis=-1)))
+        if not (std > MAX_STD_V or ptp > MAX_PTP_V):
+            return None
+        return SourceEvent("amplitude", now, {
+            "median_std": std, "median_ptp": ptp,
+            "message": f"EEG channels have a median standard deviation of {std:.3g} and a "
+                       f"peak-to-peak of {ptp:.3g} in volts over the first "
+                       f"{self.n_samples} samples: likely microvolts sent as volts (the "
+                       "runtime and its models work in volts; scale by 1e-6)",
+        })

@@ -35,6 +35,9 @@ class Recording:
         annotations their description.
     source : str
         Where it came from (a path), for messages.
+    note : str
+        How the reader interpreted the file (e.g. which XDF stream it chose), for the
+        user; empty when there is nothing to say.
     """
 
     info: mne.Info
@@ -42,6 +45,7 @@ class Recording:
     timestamps: np.ndarray
     markers: Markers
     source: str = ""
+    note: str = ""
 
     @property
     def sfreq(self) -> float:

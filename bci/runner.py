@@ -35,7 +35,7 @@ from bci.decision import Decision
 from bci.latency import LatencyLog
 from bci.outputs import DecisionOutlet, JsonlLog, Sink
 from bci.pipeline import Pipeline
-from bci.quality import ClockCheck, StallCheck, TimestampCheck
+from bci.quality import AmplitudeCheck, ClockCheck, RateCheck, StallCheck, TimestampCheck
 from bci.recording import Recording, RecordingSource
 from bci.session import SessionConfig
 from bci.source import Source, SourceEvent
@@ -46,25 +46,69 @@ log = logging.getLogger(__name__)
 WindowSink = Callable[[Window, Decision], None]
 
 
+#: Decisions a :class:`SessionResult` keeps (the newest); the rest went to the sinks.
+KEEP_DECISIONS = 1000
+
+
 @dataclass
 class SessionResult:
-    """What a session did: its decisions, what was skipped, what the loop noticed."""
+    """What a session did, in bounded memory whatever its length.
 
-    decisions: list[Decision] = field(default_factory=list)
+    Decisions go to their sinks as they come; the result keeps their count, running
+    accuracy and latency summaries, and only the newest ``keep`` decisions (a 24-hour
+    session at 10 decisions/s would otherwise hold ~700 MB). Use
+    :class:`bci.outputs.DecisionList` as a sink to keep every decision of a short run.
+
+    Attributes
+    ----------
+    decisions : deque of Decision
+        The newest ``keep`` decisions, oldest first.
+    n_decisions : int
+        Decisions made.
+    n_labelled, n_correct : int
+        Decisions whose true label is one of the decoder's classes, and those right.
+    """
+
+    decisions: deque[Decision] = field(default_factory=lambda: deque(maxlen=KEEP_DECISIONS))
     counts: dict[str, int] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)
     latency: LatencyLog = field(default_factory=LatencyLog)
     n_samples: int = 0
     duration: float = 0.0
+    n_decisions: int = 0
+    n_labelled: int = 0
+    n_correct: int = 0
+    keep: int = KEEP_DECISIONS
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.decisions, deque) or self.decisions.maxlen != self.keep:
+            self.decisions = deque(self.decisions, maxlen=self.keep)
+
+    def add(self, decision: Decision) -> None:
+        """Count a decision, keep it among the newest, and add its latency."""
+        self.n_decisions += 1
+        self.decisions.append(decision)
+        self.latency.add(decision)
+        # a window labelled with something the decoder cannot say is not a trial of it
+        if (decision.true_label is not None and decision.label is not None
+                and decision.true_label in decision.classes):
+            self.n_labelled += 1
+            self.n_correct += decision.label == decision.true_label
 
     @property
     def accuracy(self) -> float | None:
-        judged = [d.correct for d in self.decisions if d.correct is not None]
-        return float(np.mean(judged)) if judged else None
+        """Over decisions whose true label is a decoder class; ``None`` when there are none."""
+        return self.n_correct / self.n_labelled if self.n_labelled else None
+
+    @property
+    def found_no_events(self) -> bool:
+        """An epoch session in which no marker named one of ``[window] events``."""
+        return any(e.get("kind") == "no_events" for e in self.events)
 
     def summary(self) -> dict:
         return {
-            "n_decisions": len(self.decisions),
+            "n_decisions": self.n_decisions,
+            "n_labelled": self.n_labelled,
             "accuracy": self.accuracy,
             "n_samples": self.n_samples,
             "duration_s": self.duration,
@@ -121,8 +165,7 @@ class Branch:
             sink(decision)
         for window_sink in self.window_sinks:
             window_sink(window, decision)
-        self.result.decisions.append(decision)
-        self.result.latency.add(decision)
+        self.result.add(decision)
         return decision
 
 
@@ -238,12 +281,18 @@ class Loop:
         Seconds a live sample may seem to come from the future before a ``clock`` event.
     poll : float
         Seconds one pull waits for data.
+    check_span : float
+        Seconds of data at the start over which the declared rate is compared with the
+        timestamps' (a ``rate`` event beyond 1 %) and the amplitudes with volts (an
+        ``amplitude`` event for likely microvolts); both depend on the data alone, so
+        replay reports what live did.
     """
 
     def __init__(
         self, source: Source, branches: Sequence[Branch] = (), *, paced: bool,
         record: RawSink | None = None, gap_tolerance: float | None = None,
         stall_timeout: float | None = None, clock_tolerance: float = 0.25, poll: float = 0.05,
+        check_span: float = 5.0,
     ) -> None:
         if source.info is None:
             raise ValueError("open the source before running the loop on it")
@@ -266,6 +315,11 @@ class Loop:
         #: Samples received so far, and the timestamp of the newest.
         self.n_samples = 0
         self.last_timestamp: float | None = None
+        #: Seconds at the start over which the sampling rate and amplitudes are checked.
+        self.check_span = check_span
+        #: Distinct marker values seen (the first 20), for the ``no_events`` message.
+        self.marker_values: set[str] = set()
+        self._matched = [False] * len(self.branches)
 
     def windows(self, *, stop: threading.Event | None = None, duration: float | None = None,
                 check: Callable[[], None] | None = None) -> Iterator[tuple[int, Window]]:
@@ -278,6 +332,8 @@ class Loop:
         src, clock = self.source, self.source.clock
         sfreq = float(src.info["sfreq"])
         stamps = TimestampCheck(sfreq, gap_tolerance=self.gap_tolerance)
+        rate = RateCheck(sfreq, span=self.check_span, gap_threshold=stamps.threshold)
+        amplitude = AmplitudeCheck.for_info(src.info, span=self.check_span)
         stall = StallCheck(self.stall_timeout) if src.live else None
         clock_check = ClockCheck(self.clock_tolerance) if src.live else None
         pending = _PendingMarkers()
@@ -306,6 +362,7 @@ class Loop:
                         self.events.append(SourceEvent("late_marker", arrived,
                                                        {"count": int(late.sum())}))
                 pending.add(pulled.markers)
+                self._saw_markers(pulled.markers.values)
             chunk = pulled.chunk
             if chunk is None or not chunk.n_samples:
                 if stall is not None:
@@ -321,6 +378,8 @@ class Loop:
                 chunk, gaps = stamps.check(chunk, arrived)
                 for gap in gaps:
                     self._note(gap)
+                self._note(rate.check(chunk.timestamps, arrived))
+                self._note(amplitude.check(chunk.data, arrived))
                 if stall is not None:
                     self._note(stall.data(arrived, last))
                     self._note(clock_check.check(last, arrived))
@@ -344,10 +403,36 @@ class Loop:
                 for w in pipeline.add_markers(markers, arrived):
                     yield i, w
 
+    def _saw_markers(self, values: Sequence[str]) -> None:
+        for v in values:
+            if len(self.marker_values) < 20:
+                self.marker_values.add(str(v))
+        for i, b in enumerate(self.branches):
+            events = b.pipeline.config.window.events
+            if not self._matched[i] and values and (
+                    events is None or any(str(v) in events for v in values)):
+                self._matched[i] = True
+
+    def _no_events(self, branch: int) -> SourceEvent | None:
+        """The ``no_events`` event of an epoch branch that no marker opened a window for."""
+        p = self.branches[branch].pipeline
+        if p.window_spec.mode != "epoch" or self._matched[branch]:
+            return None
+        events = p.config.window.events
+        expected = sorted(events) if events is not None else "any marker"
+        found = sorted(self.marker_values)
+        return SourceEvent("no_events", self.source.clock(), {
+            "expected": expected, "found": found,
+            "message": f"no marker named one of the epoch events {expected} ([window] "
+                       f"events); marker values found: {found or 'none (no marker at all)'}",
+        })
+
     def _note(self, event: SourceEvent | None) -> None:
         if event is not None:
             self.events.append(event)
-            log.warning("source %r: %s %s", self.source.name, event.kind, event.detail or "")
+            message = event.detail.get("message")
+            log.warning("source %r: %s %s", self.source.name, event.kind,
+                        message or event.detail or "")
 
     def _wait(self, due: float, stop: threading.Event | None) -> float:
         clock = self.source.clock
@@ -355,9 +440,13 @@ class Loop:
             time.sleep(min(due - now, 0.05))
         return clock()
 
-    def run(self, *, stop: threading.Event | None = None,
-            duration: float | None = None) -> list[SessionResult]:
+    def run(self, *, stop: threading.Event | None = None, duration: float | None = None,
+            on_stats: Callable[[dict[str, int]], None] | None = None,
+            stats_every: float = 5.0) -> list[SessionResult]:
         """Run until the source ends, ``stop`` is set or ``duration`` s have passed.
+
+        ``on_stats`` is called every ``stats_every`` s (of the source's clock, as windows
+        arrive) with the first branch's counts so far (windows skipped and why).
 
         Returns
         -------
@@ -375,25 +464,37 @@ class Loop:
                 if worker.error is not None:
                     raise worker.error
 
+        n_stats = 0
         try:
             for i, window in self.windows(stop=stop, duration=duration, check=check):
                 if workers:
                     workers[i].submit(window)
                 else:
                     self.branches[i].take(window, live=live)
+                if on_stats is not None and clock() - t0 >= stats_every * (n_stats + 1):
+                    n_stats += 1
+                    p = self.branches[0].pipeline
+                    on_stats({**p.windower.counts.as_dict(),
+                              "skipped_backlog": workers[0].skipped_backlog if workers else 0,
+                              "nonfinite_samples": p.guard.n_flagged_})
         finally:
             for worker in workers:
                 worker.close()
         check()
         elapsed = clock() - t0
-        events = [{"kind": e.kind, "time": e.time, **e.detail} for e in self.events]
+        shared = [{"kind": e.kind, "time": e.time, **e.detail} for e in self.events]
         results = []
         for i, branch in enumerate(self.branches):
+            events = list(shared)
+            if (no_events := self._no_events(i)) is not None:
+                self._note(no_events)
+                events.append({"kind": no_events.kind, "time": no_events.time,
+                               **no_events.detail})
             p, result = branch.pipeline, branch.result
             result.counts = {**p.windower.counts.as_dict(),
                              "skipped_backlog": workers[i].skipped_backlog if workers else 0,
                              "nonfinite_samples": p.guard.n_flagged_}
-            result.events = list(events)
+            result.events = events
             result.n_samples = self.n_samples
             result.duration = elapsed
             results.append(result)
@@ -438,6 +539,7 @@ def run_live(
     config: SessionConfig, *, duration: float | None = None,
     stop: threading.Event | None = None, callbacks: Iterable[Callable[[Decision], None]] = (),
     on_ready: Callable[[Pipeline], None] | None = None,
+    on_stats: Callable[[dict[str, int]], None] | None = None,
 ) -> SessionResult:
     """Run a session against its live source (an LSL stream, see ``[source]``).
 
@@ -452,10 +554,26 @@ def run_live(
         Called with every decision (e.g. the GUI).
     on_ready : callable | None
         Called with the pipeline once streams are open and checked.
+    on_stats : callable | None
+        Called every few seconds with the windows skipped so far (see :meth:`Loop.run`).
+
+    Notes
+    -----
+    A recording that fails (disk full, unwritable) stops with a ``record_failed`` event;
+    the session goes on, or ends when ``[outputs] on_record_error = "stop"``.
     """
     source = registry.sources.get("lsl", where="source").load().from_config(config.source)
     closers: list[Callable[[], Any]] = [source.close]
     adaptation = None
+    stop = stop if stop is not None else threading.Event()
+    failures: list[SourceEvent] = []
+
+    def record_failed(path: str, error: str) -> None:
+        failures.append(SourceEvent("record_failed", source.clock(),
+                                    {"path": path, "error": error}))
+        if config.outputs.on_record_error == "stop":
+            stop.set()
+
     try:
         info = source.open()
         pipeline = Pipeline(config, info, clock=source.clock)
@@ -477,7 +595,7 @@ def run_live(
             recording = session_recording(
                 config.outputs.record, info, classes=classes,
                 stream_name=config.source.stream or source.name,
-                source_id=source.source_id or "bci-session")
+                source_id=source.source_id or "bci-session", on_error=record_failed)
             sinks.append(recording)
             closers.append(recording.close)
         sinks.extend(callbacks)
@@ -491,7 +609,8 @@ def run_live(
         loop = Loop(source, [branch], paced=True, record=recording)
         if on_ready is not None:
             on_ready(pipeline)
-        (result,) = loop.run(stop=stop,
+        loop.events = failures  # the recording's failure, from whichever thread, in order
+        (result,) = loop.run(stop=stop, on_stats=on_stats,
                              duration=duration if duration is not None else config.duration)
     finally:
         for close in reversed(closers):

@@ -24,6 +24,7 @@ expected and what was found. Example::
     lsl = "bci-decisions"
     jsonl = "decisions.jsonl"
     record = "session.xdf"
+    on_record_error = "continue"  # or "stop": end the session if the recording fails
 """
 
 from __future__ import annotations
@@ -201,8 +202,11 @@ class OutputsConfig:
     lsl: str | None = "bci-decisions"
     jsonl: Path | None = None
     record: Path | None = None
+    #: What a failed recording (disk full, unwritable) does to the session: "continue"
+    #: without it, or "stop" the session (``bci run`` then exits with status 1).
+    on_record_error: str = "continue"
 
-    KEYS: ClassVar[frozenset[str]] = frozenset({"lsl", "jsonl", "record"})
+    KEYS: ClassVar[frozenset[str]] = frozenset({"lsl", "jsonl", "record", "on_record_error"})
 
     @classmethod
     def from_table(cls, t: dict, where: str = "outputs", base: Path = Path()) -> OutputsConfig:
@@ -212,10 +216,13 @@ class OutputsConfig:
             lsl = "bci-decisions"
         jsonl = check(t, "jsonl", str, where, None)
         record = check(t, "record", str, where, None)
+        on_record_error = check(t, "on_record_error", str, where, "continue",
+                                choices=("continue", "stop"))
         return cls(
             lsl or None,
             None if jsonl is None else base / jsonl,
             None if record is None else base / record,
+            on_record_error,
         )
 
 

@@ -38,7 +38,7 @@ def main() -> None:
     stages = result.latency.summary()["stages"]
     inference_s = stages["inference"]["mean"] * 1e-3 * stages["inference"]["n"]
     out = {
-        "data_seconds": seconds, "decisions": len(result.decisions),
+        "data_seconds": seconds, "decisions": result.n_decisions,
         "wall_seconds": result.duration, "x_real_time": seconds / result.duration,
         "inference_share": inference_s / result.duration, "generate_seconds": t_gen,
     }

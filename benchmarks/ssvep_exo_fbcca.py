@@ -32,7 +32,7 @@ def main() -> None:
     for path in sorted(Path(args.data, "ssvep-exo").glob("subject*/session*_raw.fif")):
         result = run_replay(config, read_recording(path))
         rows.append({"subject": path.parent.name, "session": path.stem.split("_")[0],
-                     "trials": len(result.decisions), "accuracy": result.accuracy})
+                     "trials": result.n_decisions, "accuracy": result.accuracy})
     mean = float(np.mean([r["accuracy"] for r in rows]))
     if args.json:
         print(json.dumps({"rows": rows, "mean_accuracy": mean}))

@@ -14,6 +14,7 @@ decoder interface (``[decoder] kind = "fbcca"`` in ``bci run``/``bci replay``) a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,6 +24,8 @@ import numpy as np
 from bci.decoder import NumpyDecoder
 from bci.errors import ConfigError
 from bci.spec import DecoderSpec, WindowSpec
+
+log = logging.getLogger(__name__)
 
 #: Harmonics in the references (the fundamental counts as the first). `bci evaluate` on
 #: the SSVEP-exo recordings (4 subjects × 2 sessions, 13/17/21 Hz at 256 Hz, windows from
@@ -336,6 +339,39 @@ def from_options(options: Mapping[str, Any], *, sfreq: float,
                            **opts)
 
 
+def check_rate(clf: FBCCAClassifier, *, where: str) -> None:
+    """Refuse frequencies and sub-bands the stream's rate cannot carry.
+
+    A stimulation frequency at or above Nyquist, or a sub-band reaching it, is a
+    :class:`~bci.errors.ConfigError` naming the key and the stream's rate; harmonics
+    above Nyquist (their references alias onto unrelated frequencies) are a warning.
+    """
+    nyquist = clf.sfreq / 2
+    freqs = {c: float(f) for c, f in clf.frequencies.items()}
+    high = {c: f for c, f in freqs.items() if not f < nyquist}
+    if high:
+        raise ConfigError(
+            f"{where}.frequencies: expected frequencies below the Nyquist frequency "
+            f"{nyquist:g} Hz of the stream ({clf.sfreq:g} Hz), found {high}")
+    bands = clf.filter_bands()
+    if not bands:
+        raise ConfigError(
+            f"{where}.n_bands: no sub-band [8n, {min(88.0, 0.45 * clf.sfreq):g}] Hz fits a "
+            f"stream at {clf.sfreq:g} Hz; expected a stream of at least ~36 Hz, or give "
+            f"{where}.bands")
+    bad = [b for b in bands if not 0 < b[0] < b[1] < nyquist]
+    if bad:
+        raise ConfigError(
+            f"{where}.bands: expected sub-bands [low, high] with 0 < low < high < "
+            f"{nyquist:g} Hz (Nyquist at {clf.sfreq:g} Hz), found {bad}")
+    aliased = sorted({f"{h * f:g} Hz ({c} × {h})" for c, f in freqs.items()
+                      for h in range(2, int(clf.n_harmonics) + 1) if h * f >= nyquist})
+    if aliased:
+        log.warning("%s.n_harmonics: harmonics %s lie above the Nyquist frequency %g Hz of "
+                    "the stream; their references alias onto other frequencies", where,
+                    ", ".join(aliased), nyquist)
+
+
 def build(training: Any, sfreq: float, options: dict) -> FBCCAClassifier:
     """The ``fbcca`` builder of the decoder registry (``bci evaluate``).
 
@@ -364,6 +400,7 @@ def serve(options: Mapping[str, Any], *, info: mne.Info, window: WindowSpec) -> 
     """
     sfreq = float(info["sfreq"])
     clf = from_options(options, sfreq=sfreq)
+    check_rate(clf, where="decoder")
     ch_names = list(clf.ch_names or [
         info["ch_names"][i] for i in mne.pick_types(info, eeg=True, seeg=True, ecog=True,
                                                     exclude=[])] or info["ch_names"])
@@ -375,5 +412,9 @@ def serve(options: Mapping[str, Any], *, info: mne.Info, window: WindowSpec) -> 
     )
     spec.validate()
     n_times = round(window.duration * sfreq)
-    clf.fit(n_times=n_times)
+    try:
+        clf.fit(n_times=n_times)
+    except ValueError as err:
+        raise ConfigError(f"decoder: {err} (a {window.duration:g} s window at {sfreq:g} Hz)"
+                          ) from None
     return NumpyDecoder(clf, spec, (len(clf.filter_bands()), len(ch_names), n_times))

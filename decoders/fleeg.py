@@ -86,6 +86,7 @@ from bci.decoders.torch_classifier import (
     apply_max_norm,
     batch_starts,
     decay_groups,
+    report_epoch,
 )
 from bci.decoders.torch_export import export_module
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -689,6 +690,7 @@ class FLEEGClassifier(ClassifierMixin, BaseEstimator):
                 self.history_.append({"fit": self.n_fits_, "epoch": epoch,
                                       "site_only": site_only,
                                       "train_loss": total / max(seen, 1)})
+                report_epoch(self._who(), self.history_[-1], epochs)
         finally:
             module.eval()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 from collections import OrderedDict
 from collections.abc import Container, Iterable, Iterator
 from typing import Any, ClassVar
@@ -28,6 +29,9 @@ from bci.decoders.torch_export import export_module
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
+
+#: One INFO record per epoch (the CLI shows the newest as progress).
+log = logging.getLogger(__name__)
 
 #: Windows per forward pass in :meth:`TorchClassifier.predict_proba` and validation.
 PREDICT_BATCH = 256
@@ -59,6 +63,14 @@ def seeded(seed: int, device: str = "cpu") -> Iterator[None]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(int(seed))
         yield
+
+
+def report_epoch(who: str, record: dict[str, Any], epochs: int) -> None:
+    """Log one epoch's history ``record`` at INFO (the CLI shows the newest as progress)."""
+    figures = ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in record.items()
+                        if k != "epoch" and isinstance(v, float))
+    log.info("%s: epoch %d/%d%s", who, record["epoch"], epochs,
+             f", {figures}" if figures else "")
 
 
 class BestEpoch:
@@ -340,6 +352,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
                 record["val_loss"] = val_loss
                 record["val_accuracy"] = float((logits.argmax(-1) == val_y).float().mean())
             history.append(record)
+            report_epoch(self._who(), record, int(epochs))
             if val_idx.size and best.update(epoch, val_loss, module):
                 break
         best_epoch = best.restore(module, len(history))

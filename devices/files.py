@@ -21,11 +21,22 @@ Two families of files are read:
   and every marker is placed on the sample nearest its onset (markers outside the data
   are dropped, with a warning, as :func:`mne.events_from_annotations` does).
 
-- XDF (``.xdf``, ``.xdfz``, ``.xdf.gz``) read with :func:`pyxdf.load_xdf` without clock
-  synchronisation or dejittering, so timestamps are exactly as recorded (the runtime's
-  recorder writes LSL timestamps that are already time-corrected). A file cut short by
-  a killed recorder (no footers, a last chunk cut in half) is read up to its last
-  complete chunk. See :func:`read_recording` for how streams are chosen.
+  An EDF/BDF file cut short (a recorder killed mid-record) is read up to its last
+  complete data record, with a warning stating the seconds lost; a FIF file cut short is
+  read up to its last complete data buffer. Epoched EEGLAB files and MATLAB v7.3
+  (HDF5) ``.set`` files are refused with an error saying so.
+
+- XDF (``.xdf``, ``.xdfz``, ``.xdf.gz``) read with :func:`pyxdf.load_xdf` as LabRecorder
+  users expect: clock offsets applied (streams recorded from other computers land on the
+  recording computer's clock) and clock resets handled, without dejittering
+  (``sync=False`` keeps the raw stamps). The runtime's own recorder writes stamps that
+  are already time-corrected and no clock offsets, so synchronisation leaves them
+  exactly as recorded. A file cut short by a killed recorder (no footers, a last chunk
+  cut in half) is read up to its last complete chunk. See :func:`read_recording` for
+  how streams are chosen.
+
+- CSV/TSV (``.csv``, ``.tsv``, ``.txt``) with an explicit column mapping, see
+  :mod:`bci.devices.csv_reader`.
 
 Data that contain NaN or Inf are returned as they are (the runtime flags such samples);
 the reader logs a warning with their count.
@@ -36,11 +47,13 @@ from __future__ import annotations
 import io
 import logging
 import math
+import re
 import warnings
 from pathlib import Path
 
 import mne
 import numpy as np
+from bci.devices.csv_reader import CSV_EXTENSIONS, ColumnMap, read_csv
 from bci.devices.units import volt_factor
 
 from bci.chunk import Markers
@@ -51,7 +64,7 @@ logger = logging.getLogger(__name__)
 
 MNE_EXTENSIONS = (".fif", ".fif.gz", ".edf", ".bdf", ".gdf", ".vhdr", ".set", ".cnt")
 XDF_EXTENSIONS = (".xdf", ".xdfz", ".xdf.gz")
-SUPPORTED_EXTENSIONS = MNE_EXTENSIONS + XDF_EXTENSIONS
+SUPPORTED_EXTENSIONS = MNE_EXTENSIONS + XDF_EXTENSIONS + CSV_EXTENSIONS
 """File name endings :func:`read_recording` accepts."""
 
 # Annotations that mark segments of the recording rather than events in the experiment.
@@ -62,7 +75,9 @@ DECISIONS_TYPE = "decisions"
 
 
 def read_recording(path: str | Path, *, stream: str | None = None,
-                   events: str | Path | None = None) -> Recording:
+                   stream_type: str | None = None, markers: str | None = None,
+                   sync: bool = True, events: str | Path | None = None,
+                   columns: ColumnMap | dict | str | Path | None = None) -> Recording:
     """Read a recording file: data, channel metadata, timestamps and markers.
 
     Parameters
@@ -71,13 +86,25 @@ def read_recording(path: str | Path, *, stream: str | None = None,
         The file; its ending picks the reader (see :data:`SUPPORTED_EXTENSIONS`).
     stream : str | None
         XDF only: the name, else the type, of the data stream. By default the numeric
-        stream with a regular rate and the most channels whose type is not
-        ``"Decisions"``.
+        stream with samples, a regular rate and the most channels whose type is not
+        ``"Decisions"``; empty streams are never chosen.
+    stream_type : str | None
+        XDF only: the type of the data stream (case-insensitive), alone or narrowing
+        ``stream``.
+    markers : str | None
+        XDF only: the name, else the type, of the one marker stream to use (default:
+        every marker stream, merged).
+    sync : bool
+        XDF only: apply the file's clock offsets and handle clock resets (pyxdf's
+        synchronisation, as LabRecorder files need); ``False`` keeps the raw stamps.
     events : str | Path | None
         An events file that replaces the markers found in the recording: an MNE events
         file (sample numbers as MNE counts them, ``first_samp`` included; for XDF,
         indices into the data stream) or an annotations file (onsets in seconds; for
         XDF, from the first data sample).
+    columns : ColumnMap | dict | str | Path | None
+        CSV/TSV only, and required there: the column mapping, or a TOML file holding it
+        (see :class:`bci.devices.csv_reader.ColumnMap`).
 
     Returns
     -------
@@ -88,8 +115,9 @@ def read_recording(path: str | Path, *, stream: str | None = None,
     Raises
     ------
     RecordingError
-        The file is missing, has an unsupported ending, is truncated or corrupt, has
-        no numeric stream (XDF), or the requested stream is not in it.
+        The file is missing, has an unsupported ending, is corrupt or cut short beyond
+        salvage, holds epoched data, has no numeric stream with samples (XDF), the
+        requested stream is not in it, or a CSV column mapping does not fit the file.
 
     Notes
     -----
@@ -111,10 +139,23 @@ def read_recording(path: str | Path, *, stream: str | None = None,
         raise RecordingError(f"{path}: expected a recording file, found a directory")
     suffix = _suffix(path)
     if suffix in XDF_EXTENSIONS:
-        return _read_xdf(path, stream=stream, events=events)
+        return _read_xdf(path, stream=stream, stream_type=stream_type, markers=markers,
+                         sync=sync, events=events)
+    for key, value in (("stream", stream), ("stream_type", stream_type),
+                       ("markers", markers)):
+        if value is not None:
+            logger.warning("%s: %s=%r ignored, it applies to XDF files only", path, key,
+                           value)
+    if suffix in CSV_EXTENSIONS:
+        if columns is None:
+            raise RecordingError(
+                f"{path}: a {suffix} file needs a column mapping (expected columns= or "
+                "--columns MAP.toml naming the channel columns), found none")
+        recording = read_csv(path, columns)
+        if events is not None:
+            recording.markers = _timestamp_events_file(Path(events), recording.timestamps)
+        return recording
     if suffix in MNE_EXTENSIONS:
-        if stream is not None:
-            logger.warning("%s: stream=%r ignored, it applies to XDF files only", path, stream)
         return _read_mne(path, events=events)
     raise RecordingError(
         f"{path}: unsupported file type {suffix or '(no extension)'!r}; expected one of "
@@ -177,44 +218,126 @@ def _read_mne(path: Path, *, events: str | Path | None) -> Recording:
 
 
 def _read_raw_checked(path: Path) -> mne.io.BaseRaw:
-    """Read with MNE, turning its exceptions and truncation warnings into RecordingError."""
+    """Read with MNE, salvaging files cut short and naming what cannot be read."""
+    suffix = _suffix(path)
+    if suffix == ".set":
+        _check_eeglab(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            raw = mne.io.read_raw(path, preload=True, verbose="warning")
+            if suffix in (".fif", ".fif.gz"):
+                raw = _read_fif_salvaged(path)
+            else:
+                raw = mne.io.read_raw(path, preload=True, verbose="warning")
+        except RecordingError:
+            raise
         except Exception as err:  # MNE raises many types on corrupt input
-            raise RecordingError(
-                f"{path}: expected a readable {_suffix(path)} recording, found a truncated "
-                f"or corrupt file ({type(err).__name__}: {err})") from err
+            raise _named_load_error(path, err) from err
     for warning in caught:
         message = str(warning.message)
         if "Invalid tag" in message:
-            raise RecordingError(f"{path}: expected a complete FIF file, found a truncated "
-                                 f"or corrupt one ({message})")
+            continue  # a FIF cut short: _read_fif_salvaged said what it kept
         if "Number of records from the header does not match" in message:
-            declared = _edf_declared_records(path)
-            if declared != -1:
-                raise RecordingError(
-                    f"{path}: expected the {declared} data records its header declares, "
-                    "found a file of another size (truncated or corrupt)")
-            # -1 is the EDF way of saying "recording not closed": read what is there.
-            logger.warning("%s: header has no record count (recording not closed); "
-                           "reading the records present", path)
+            _report_edf_salvage(path, raw)
             continue
         logger.warning("%s: %s", path, message)
     if raw.n_times == 0:
-        raise RecordingError(f"{path}: expected samples, found none")
+        raise RecordingError(f"{path}: expected samples, found none (the file may be cut "
+                             "short before its first complete data record)")
     return raw
 
 
-def _edf_declared_records(path: Path) -> int | None:
-    """The record count of an EDF/BDF header (bytes 236–244), ``None`` if unreadable."""
+def _named_load_error(path: Path, err: Exception) -> RecordingError:
+    message = str(err)
+    trials = re.search(r"number of trials is (\d+)", message)
+    if trials:
+        return RecordingError(
+            f"{path}: holds epoched data ({trials.group(1)} epochs); the runtime replays "
+            "continuous recordings — export continuous data from EEGLAB (or read it "
+            "with mne.read_epochs_eeglab for offline analysis)")
+    return RecordingError(
+        f"{path}: expected a readable {_suffix(path)} recording, found a truncated "
+        f"or corrupt file ({type(err).__name__}: {message})")
+
+
+_MATLAB_73 = b"MATLAB 7.3 MAT-file"
+
+
+def _check_eeglab(path: Path) -> None:
+    """Refuse, by name, the EEGLAB files MNE cannot read as continuous data."""
     with path.open("rb") as f:
-        header = f.read(244)
+        head = f.read(128)
+    if head.startswith(_MATLAB_73):
+        raise RecordingError(
+            f"{path}: expected an EEGLAB .set saved as MATLAB v7 or older, found a MATLAB "
+            "v7.3 (HDF5) file; save it from EEGLAB as v7 (pop_editoptions "
+            "'option_savetwofiles', or save(..., '-v7')), or export it to EDF/FIF/"
+            "BrainVision first")
+
+
+def _report_edf_salvage(path: Path, raw: mne.io.BaseRaw) -> None:
+    """Warn how much of an EDF/BDF cut short was lost (MNE read its complete records)."""
+    declared, duration = _edf_record_header(path)
+    if declared == -1 or declared is None or duration is None:
+        # -1 is the EDF way of saying "recording not closed": read what is there.
+        logger.warning("%s: header has no record count (recording not closed); read "
+                       "the %.3f s of complete data records present", path,
+                       raw.n_times / raw.info["sfreq"])
+        return
+    kept = raw.n_times / raw.info["sfreq"]
+    lost = declared * duration - kept
+    if lost < 0:
+        raise RecordingError(
+            f"{path}: expected the {declared} data records its header declares, found "
+            "more bytes than they fill (corrupt header or file)")
+    logger.warning("%s: file cut short: read %.3f s (its complete data records), "
+                   "%.3f s of the %d records its header declares are lost", path, kept,
+                   lost, declared)
+
+
+def _edf_record_header(path: Path) -> tuple[int | None, float | None]:
+    """An EDF/BDF header's record count (bytes 236-244) and record duration (244-252)."""
+    with path.open("rb") as f:
+        header = f.read(252)
     try:
-        return int(header[236:244].decode("ascii").strip())
+        declared = int(header[236:244].decode("ascii").strip())
     except (UnicodeDecodeError, ValueError):
-        return None
+        declared = None
+    try:
+        duration = float(header[244:252].decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        duration = None
+    return declared, duration
+
+
+def _read_fif_salvaged(path: Path) -> mne.io.BaseRaw:
+    """A FIF raw file, read up to its last complete data buffer when cut short."""
+    raw = mne.io.read_raw_fif(path, preload=False, on_split_missing="warn",
+                              verbose="warning")
+    size = path.stat().st_size if _suffix(path) == ".fif" else None
+    if size is not None and len(raw._raw_extras) == 1:
+        extras = raw._raw_extras[0]
+        # a tag is a 16-byte header and its data; a buffer whose data end past the end
+        # of the file was cut
+        complete = 0
+        for ent in extras["ent"]:
+            if ent is not None and ent.pos + 16 + ent.size > size:
+                break
+            complete += 1
+        n_kept = int(extras["bounds"][complete])
+        if complete < len(extras["ent"]):
+            if n_kept == 0:
+                raise RecordingError(
+                    f"{path}: expected a complete FIF file, found a truncated one "
+                    f"({size} bytes) without a single complete data buffer")
+            sfreq = raw.info["sfreq"]
+            # without its directory, a cut FIF does not say how long it was
+            logger.warning("%s: FIF file cut short (%d bytes): read %.3f s up to its last "
+                           "complete data buffer; what followed is lost", path, size,
+                           n_kept / sfreq)
+            raw.crop(tmax=raw.times[n_kept - 1], include_tmax=True)
+    raw.load_data(verbose="error")
+    return raw
 
 
 def _companion_events(path: Path) -> Path | None:
@@ -291,25 +414,23 @@ def _report_nonfinite(path: Path, data: np.ndarray) -> None:
 
 # ------------------------------------------------------------------------------- XDF
 
-def _read_xdf(path: Path, *, stream: str | None, events: str | Path | None) -> Recording:
+def _read_xdf(path: Path, *, stream: str | None, stream_type: str | None,
+              markers: str | None, sync: bool, events: str | Path | None) -> Recording:
     import pyxdf
 
     source = _xdf_complete_prefix(path)
     try:
         streams, _ = pyxdf.load_xdf(source, dejitter_timestamps=False,
-                                    synchronize_clocks=False, handle_clock_resets=False)
+                                    synchronize_clocks=sync, handle_clock_resets=sync)
     except Exception as err:  # pyxdf raises many types on corrupt input
         raise RecordingError(f"{path}: expected a readable XDF file, found a corrupt one "
                              f"({type(err).__name__}: {err})") from err
     if not streams:
         raise RecordingError(f"{path}: expected at least one stream, found none")
 
-    chosen = _choose_xdf_stream(path, streams, stream)
+    chosen = _choose_xdf_stream(path, streams, stream, stream_type)
     values = chosen["time_series"]
     timestamps = np.asarray(chosen["time_stamps"], dtype=np.float64)
-    if timestamps.shape[0] == 0:
-        raise RecordingError(f"{path}: expected samples in stream {_stream_label(chosen)}, "
-                             "found none")
     info, scale = _xdf_info(chosen)
     data = np.ascontiguousarray(values.T)
     if scale is not None:
@@ -318,12 +439,17 @@ def _read_xdf(path: Path, *, stream: str | None, events: str | Path | None) -> R
     _report_nonfinite(path, data)
 
     if events is not None:
-        markers = _xdf_events_file(Path(events), timestamps)
+        found = _timestamp_events_file(Path(events), timestamps)
+        origin = f"events file {events}"
     else:
-        markers = _xdf_markers(streams, chosen)
-    logger.info("%s: data from stream %s, %d marker(s)", path, _stream_label(chosen),
-                len(markers))
-    return Recording(info, data, timestamps, markers, str(path))
+        marker_streams = _xdf_marker_streams(path, streams, chosen, markers)
+        found = _xdf_markers(marker_streams)
+        origin = ", ".join(repr(_header(s, "name")) for s in marker_streams) or "none"
+    clock = "synchronised clocks" if sync else "raw stamps (no clock sync)"
+    note = (f"using stream {_stream_label(chosen)}; {len(found)} marker(s) from {origin}; "
+            f"{clock}")
+    logger.info("%s: %s", path, note)
+    return Recording(info, data, timestamps, found, str(path), note=note)
 
 
 def _xdf_complete_prefix(path: Path) -> Path | io.BytesIO:
@@ -373,9 +499,10 @@ def _header(s: dict, key: str, default: str = "") -> str:
 
 
 def _stream_label(s: dict) -> str:
+    n = len(s["time_stamps"])
     return (f"{_header(s, 'name')!r} (type {_header(s, 'type')!r}, "
-            f"{_header(s, 'channel_count')} x {_header(s, 'channel_format')}, "
-            f"{_header(s, 'nominal_srate')} Hz)")
+            f"{_header(s, 'channel_count')} ch {_header(s, 'channel_format')}, "
+            f"{_rate(s):g} Hz, {n} sample{'' if n == 1 else 's'})")
 
 
 def _is_numeric(s: dict) -> bool:
@@ -389,30 +516,69 @@ def _rate(s: dict) -> float:
         return 0.0
 
 
-def _choose_xdf_stream(path: Path, streams: list[dict], wanted: str | None) -> dict:
+def _is_data(s: dict) -> bool:
+    return _is_numeric(s) and _rate(s) > 0
+
+
+def _is_empty(s: dict) -> bool:
+    return len(s["time_stamps"]) == 0
+
+
+def _named(streams: list[dict], wanted: str) -> list[dict]:
+    """Streams named ``wanted``, else those of that type (case-insensitive)."""
+    return ([s for s in streams if _header(s, "name") == wanted]
+            or [s for s in streams if _header(s, "type").lower() == wanted.lower()])
+
+
+def _choose_xdf_stream(path: Path, streams: list[dict], wanted: str | None,
+                       wanted_type: str | None) -> dict:
     found = "; ".join(_stream_label(s) for s in streams)
+    matches = streams
+    asked = []
     if wanted is not None:
-        matches = [s for s in streams if _header(s, "name") == wanted]
-        matches = matches or [s for s in streams if _header(s, "type") == wanted]
-        if not matches:
-            raise RecordingError(f"{path}: expected a stream named or typed {wanted!r}, "
-                                 f"found {found}")
-        numeric = [s for s in matches if _is_numeric(s)]
-        if not numeric:
-            raise RecordingError(f"{path}: expected stream {wanted!r} to hold numeric "
-                                 f"data, found {_stream_label(matches[0])}")
-        chosen = max(numeric, key=lambda s: int(_header(s, "channel_count", "0")))
-        if _rate(chosen) <= 0:
-            raise RecordingError(f"{path}: expected stream {wanted!r} to have a regular "
-                                 f"sampling rate, found {_stream_label(chosen)}")
-        return chosen
-    candidates = [s for s in streams if _is_numeric(s) and _rate(s) > 0
-                  and _header(s, "type").lower() != DECISIONS_TYPE]
-    if not candidates:
-        raise RecordingError(f"{path}: expected a numeric stream with a regular sampling "
-                             f"rate, found {found}")
+        matches = _named(matches, wanted)
+        asked.append(f"named or typed {wanted!r}")
+    if wanted_type is not None:
+        matches = [s for s in matches if _header(s, "type").lower() == wanted_type.lower()]
+        asked.append(f"of type {wanted_type!r}")
+    what = f"a stream {' and '.join(asked)}" if asked else "a data stream"
+    if not matches:
+        raise RecordingError(f"{path}: expected {what}, found {found}")
+    if not asked:
+        matches = [s for s in matches if _header(s, "type").lower() != DECISIONS_TYPE]
+    numeric = [s for s in matches if _is_numeric(s)]
+    if asked and not numeric:
+        raise RecordingError(f"{path}: expected {what} holding numeric data, found "
+                             f"{'; '.join(_stream_label(s) for s in matches)}")
+    regular = [s for s in numeric if _rate(s) > 0]
+    if not regular:
+        raise RecordingError(f"{path}: expected {what} with numeric samples at a regular "
+                             f"sampling rate, found {found}")
+    filled = [s for s in regular if not _is_empty(s)]
+    if not filled:
+        raise RecordingError(f"{path}: expected {what} holding samples, found only empty "
+                             f"ones: {'; '.join(_stream_label(s) for s in regular)}")
+    skipped = [s for s in regular if _is_empty(s)]
+    if skipped:
+        logger.info("%s: skipped empty stream(s) %s", path,
+                    ", ".join(repr(_header(s, "name")) for s in skipped))
     # max() keeps the first of equals: the earliest stream in the file wins ties.
-    return max(candidates, key=lambda s: int(_header(s, "channel_count", "0")))
+    return max(filled, key=lambda s: int(_header(s, "channel_count", "0")))
+
+
+def _xdf_marker_streams(path: Path, streams: list[dict], data_stream: dict,
+                        wanted: str | None) -> list[dict]:
+    """The marker streams: every string or irregular stream, or the one asked for."""
+    candidates = [s for s in streams if s is not data_stream and not _is_data(s)
+                  and _header(s, "type").lower() != DECISIONS_TYPE]
+    if wanted is None:
+        return [s for s in candidates if not _is_empty(s)]
+    matches = _named(candidates, wanted)
+    if not matches:
+        raise RecordingError(
+            f"{path}: expected a marker stream named or typed {wanted!r}, found "
+            f"{'; '.join(_stream_label(s) for s in candidates) or 'no marker stream'}")
+    return matches
 
 
 def _xdf_info(s: dict) -> tuple[mne.Info, np.ndarray | None]:
@@ -475,14 +641,11 @@ def _marker_value(value: object) -> str:
     return str(value)
 
 
-def _xdf_markers(streams: list[dict], data_stream: dict) -> Markers:
+def _xdf_markers(streams: list[dict]) -> Markers:
+    """The samples of ``streams`` merged in time order (first channel of each)."""
     times: list[np.ndarray] = []
     values: list[str] = []
     for s in streams:
-        if s is data_stream or _header(s, "type").lower() == DECISIONS_TYPE:
-            continue
-        if _is_numeric(s) and _rate(s) > 0:
-            continue
         stamps = np.asarray(s["time_stamps"], dtype=np.float64)
         series = s["time_series"]
         times.append(stamps)
@@ -494,7 +657,7 @@ def _xdf_markers(streams: list[dict], data_stream: dict) -> Markers:
     return Markers(stamps[order], [values[i] for i in order])
 
 
-def _xdf_events_file(path: Path, timestamps: np.ndarray) -> Markers:
+def _timestamp_events_file(path: Path, timestamps: np.ndarray) -> Markers:
     found, annotations = _events_or_annotations(path)
     if found is None:
         return Markers(timestamps[0] + np.asarray(annotations.onset, dtype=np.float64),

@@ -26,6 +26,9 @@ from bci.source import Pull, Source, SourceEvent
 
 log = logging.getLogger(__name__)
 
+#: Seconds of one slice of a resolve wait (the longest a signal waits to be handled).
+RESOLVE_SLICE = 0.2
+
 MNE_TYPES = {"eeg", "eog", "ecg", "emg", "seeg", "ecog", "dbs", "mag", "grad", "stim",
              "misc", "resp", "bio", "fnirs_cw_amplitude"}
 
@@ -67,16 +70,40 @@ def resolve_stream(*, name: str | None = None, type: str | None = None,
     ------
     StreamNotFoundError
         After ``timeout`` seconds, listing the streams that were found instead.
+
+    Notes
+    -----
+    The wait is cut into slices (see :func:`wait_for_stream`), so Ctrl-C and SIGTERM
+    end it at once.
     """
-    pylsl = get_pylsl()
     pred = _predicate(name, type, source_id)
-    found = pylsl.resolve_bypred(pred, 1, timeout)
+    found = wait_for_stream(pred, timeout)
     if not found:
         raise StreamNotFoundError(
             f"no LSL stream matching {pred} within {timeout:g} s; found: "
             f"{describe_streams()}"
         )
     return found[0]
+
+
+def wait_for_stream(predicate: str, timeout: float) -> list:
+    """The streams matching an LSL predicate, as soon as one is seen (empty: none).
+
+    A background resolver is polled every :data:`RESOLVE_SLICE` s rather than one
+    blocking resolve: liblsl holds the calling thread for the whole of a resolve call,
+    and Python runs signal handlers (Ctrl-C, SIGTERM) only between calls.
+    """
+    pylsl = get_pylsl()
+    deadline = time.monotonic() + timeout
+    resolver = pylsl.ContinuousResolver(pred=predicate)
+    try:
+        while True:
+            found = resolver.results()
+            if found or time.monotonic() >= deadline:
+                return list(found)
+            time.sleep(min(RESOLVE_SLICE, max(deadline - time.monotonic(), 0.0)))
+    finally:
+        del resolver
 
 
 def info_from_lsl(stream_info, *, ch_names: list[str] | None = None) -> tuple[mne.Info, np.ndarray]:

@@ -19,6 +19,7 @@ writes what it received and decided without LSL inlets.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from bci.devices.lsl_source import describe_streams
+from bci.devices.lsl_source import describe_streams, wait_for_stream
 from bci.devices.xdf import XDFWriter
 
 from bci.errors import ConfigError, StreamNotFoundError
@@ -157,6 +158,10 @@ class Recorder:
     on_event : callable | None
         Called (from a recording thread) with every :class:`RecorderEvent`; without
         it, events are logged as warnings.
+    on_error : callable | None
+        Called once with the error that stopped the recording (a write that failed:
+        disk full, unwritable; the file keeps every whole chunk written before);
+        without it, the error is logged. It is in :attr:`error` either way.
     """
 
     def __init__(
@@ -165,8 +170,10 @@ class Recorder:
         stall_timeout: float = 2.0, max_buffered: float = 360.0, overwrite: bool = True,
         skip_unavailable: bool = False,
         on_event: Callable[[RecorderEvent], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.on_error = on_error
         self.skip_unavailable = skip_unavailable
         self.requested = [StreamQuery(name=s) if isinstance(s, str) else s for s in streams]
         if not self.requested:
@@ -262,7 +269,13 @@ class Recorder:
                             for e in stream.events]}}
                     self._writer.write_footer(stream.stream_id, extra=extra)
                 self._writer.close()
+        except OSError as err:
+            # the file keeps its whole chunks (the writer cut a partial one off)
+            self._fail(err)
         finally:
+            if not self._writer.closed:
+                with contextlib.suppress(OSError):
+                    self._writer.close()
             self._close_inlets()
 
     close = stop
@@ -281,14 +294,13 @@ class Recorder:
     # ------------------------------------------------------------------- resolution
 
     def _resolve(self) -> list:
-        pylsl = get_pylsl()
         found: dict[str, object] = {}  # by uid: a stream matched twice is recorded once
         missing: list[StreamQuery] = []
         deadline = time.monotonic() + self.resolve_timeout
         for item in self.requested:
             if isinstance(item, StreamQuery):
                 wait = max(deadline - time.monotonic(), 1.0)
-                matches = pylsl.resolve_bypred(item.predicate(), 1, wait)
+                matches = wait_for_stream(item.predicate(), wait)  # Ctrl-C ends it at once
                 if not matches:
                     missing.append(item)
                 for info in matches:
@@ -362,9 +374,19 @@ class Recorder:
             self._fail(err)
 
     def _fail(self, err: BaseException) -> None:
-        if self.error is None:
-            self.error = err
-        log.error("recording to %s failed: %s", self.path, err, exc_info=err)
+        with self._lock:
+            first = self.error is None
+            if first:
+                self.error = err
+        self._stop.set()
+        if not first:
+            return
+        if self.on_error is not None:
+            self.on_error(err)
+        elif isinstance(err, OSError):  # disk full, unwritable: one line, no traceback
+            log.error("recording to %s failed: %s", self.path, err.strerror or err)
+        else:
+            log.error("recording to %s failed: %s", self.path, err, exc_info=err)
 
     def _pull(self, stream: RecordedStream) -> None:
         pylsl = get_pylsl()
@@ -482,6 +504,11 @@ class SessionRecorder:
         :meth:`flush` is called).
     overwrite : bool
         Replace an existing file (default).
+    on_error : callable | None
+        Called once, with the error, when writing fails (disk full, device gone,
+        permission): the recording then stops, keeping every whole chunk written
+        before, and later writes are dropped. Without it, the next :meth:`write`
+        raises the error.
 
     Notes
     -----
@@ -491,9 +518,12 @@ class SessionRecorder:
     """
 
     def __init__(self, path: str | Path, *, flush_interval: float | None = 0.5,
-                 overwrite: bool = True) -> None:
+                 overwrite: bool = True,
+                 on_error: Callable[[OSError], None] | None = None) -> None:
         self.path = Path(path)
         self._writer = XDFWriter(self.path, overwrite=overwrite)
+        self.on_error = on_error
+        self.failed = False
         self._lock = threading.Lock()
         self._next_id = 1
         self._dirty = False
@@ -530,20 +560,38 @@ class SessionRecorder:
     def write(self, stream_id: int, data, timestamps) -> None:
         """Append samples: data (n_channels, n_samples), or strings for a string stream.
 
-        Raises the error of a failed background sync (e.g. a full disk), if any.
+        Raises the error of a failed write or sync (e.g. a full disk), if any, unless
+        ``on_error`` took it (the samples are then dropped).
         """
-        if self.error is not None:
-            raise self.error
-        with self._lock:
-            self._writer.write_samples(stream_id, data, timestamps)
-            self._dirty = True
+        if self.failed:
+            if self.on_error is None:
+                raise self.error
+            return
+        try:
+            with self._lock:
+                self._writer.write_samples(stream_id, data, timestamps)
+                self._dirty = True
+        except OSError as err:
+            self._fail(err)
+            if self.on_error is None:
+                raise
 
     def flush(self, fsync: bool = True) -> None:
-        """Write what is pending and (by default) force it to disk."""
-        with self._lock:
-            if not self._writer.closed:
-                self._writer.flush(fsync=fsync)
-                self._dirty = False
+        """Write what is pending and (by default) force it to disk.
+
+        A failed write is handled as in :meth:`write`.
+        """
+        if self.failed:
+            return
+        try:
+            with self._lock:
+                if not self._writer.closed:
+                    self._writer.flush(fsync=fsync)
+                    self._dirty = False
+        except OSError as err:
+            self._fail(err)
+            if self.on_error is None:
+                raise
 
     def _flush_loop(self, interval: float) -> None:
         while not self._stop.wait(interval):
@@ -557,17 +605,42 @@ class SessionRecorder:
                 if synced:
                     self._writer.sync()
             except OSError as err:
-                self.error = err
-                log.error("session recording %s: %s", self.path, err)
+                self._fail(err)
                 return
 
-    def close(self) -> None:
-        """Write the footers, sync and close. Safe to call twice."""
-        self._stop.set()
-        if self._timer is not None:
-            self._timer.join()
+    def _fail(self, err: OSError) -> None:
+        """Stop recording: keep the whole chunks written so far, report the error once."""
         with self._lock:
-            self._writer.close()
+            if self.failed:
+                return
+            self.failed = True
+            self.error = err
+            # the writer cut the file back to whole chunks; footers are optional in XDF,
+            # and writing them would most likely fail the same way
+            with contextlib.suppress(OSError):
+                self._writer.close()
+        self._stop.set()
+        log.error("recording %s stopped: %s; what was written before is kept", self.path,
+                  err.strerror or err)
+        if self.on_error is not None:
+            self.on_error(err)
+
+    def close(self) -> None:
+        """Write the footers, sync and close. Safe to call twice.
+
+        Raises the write error, if writing failed and no ``on_error`` took it.
+        """
+        self._stop.set()
+        if self._timer is not None and self._timer is not threading.current_thread():
+            self._timer.join()
+        if not self.failed:
+            try:
+                with self._lock:
+                    self._writer.close()
+            except OSError as err:
+                self._fail(err)
+        if self.failed and self.on_error is None:
+            raise self.error
 
     def __enter__(self) -> SessionRecorder:
         return self

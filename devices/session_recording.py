@@ -6,6 +6,8 @@ the session's decisions; the decisions themselves are kept beside the data for a
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Callable
 from pathlib import Path
 
 import mne
@@ -29,11 +31,19 @@ class SessionRecording:
         Labels of the decisions' outputs (none: decisions are not recorded).
     stream_name, source_id : str
         The data stream's header; markers and decisions are named after it.
+    on_error : callable | None
+        Called once, as ``on_error(path, message)``, when writing fails (disk full,
+        unwritable): the recording stops there, the file keeps what was written before
+        and the session goes on. Without it, the failed write raises.
     """
 
     def __init__(self, path: str | Path, info: mne.Info, *, classes: list[str],
-                 stream_name: str, source_id: str) -> None:
-        self._rec = SessionRecorder(Path(path))
+                 stream_name: str, source_id: str,
+                 on_error: Callable[[str, str], None] | None = None) -> None:
+        self.path = Path(path)
+        report = None if on_error is None else (
+            lambda err: on_error(str(self.path), _describe(err)))
+        self._rec = SessionRecorder(self.path, on_error=report)
         types = info.get_channel_types()
         self.data_id = self._rec.add_stream(
             name=stream_name, type="EEG", channel_count=len(info["ch_names"]),
@@ -53,6 +63,10 @@ class SessionRecording:
         )
         self._classes = list(classes)
 
+    @property
+    def failed(self) -> bool:
+        return self._rec.failed
+
     # SessionRecorder is thread-safe and syncs to disk from its own timer thread.
     def data(self, chunk: Chunk) -> None:
         self._rec.write(self.data_id, chunk.data, chunk.timestamps)
@@ -68,3 +82,10 @@ class SessionRecording:
 
     def close(self) -> None:
         self._rec.close()
+
+
+def _describe(err: OSError) -> str:
+    """The OS error as people read it, with its symbol: ``No space left on device (ENOSPC)``."""
+    name = errno.errorcode.get(err.errno or 0)
+    text = err.strerror or str(err)
+    return f"{text} ({name})" if name else text

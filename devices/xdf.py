@@ -438,9 +438,11 @@ class XDFWriter:
         Parameters
         ----------
         time : float
-            When it was measured, on the recording machine's LSL clock (seconds).
+            When it was measured, on the clock of the stream's timestamps (the sending
+            computer's LSL clock), as LabRecorder stores it (seconds).
         value : float
-            Offset to add to the stream's timestamps (seconds).
+            Offset to add to the stream's timestamps to reach the recording computer's
+            clock (seconds); readers fit it over time and apply it (pyxdf's clock sync).
         """
         stream = self._stream(stream_id)
         stream.clock_offsets.append((float(time), float(value)))
@@ -548,10 +550,21 @@ class XDFWriter:
                 and time.monotonic() - self._last_boundary_time >= self.boundary_interval):
             self.write_boundary()
         view = memoryview(self._pending)
+        whole = self._offset - len(self._pending)  # the file's length: whole chunks only
         written = 0
         try:
             while written < len(view):
                 written += os.write(self._fd, view[written:])
+        except OSError:
+            # disk full mid-chunk: a cut chunk would end the file in garbage, so cut back
+            # to the last whole one (what is pending stays pending)
+            try:
+                os.ftruncate(self._fd, whole)
+                os.lseek(self._fd, whole, os.SEEK_SET)
+            except OSError:
+                pass
+            written = 0
+            raise
         finally:
             view.release()
             del self._pending[:written]

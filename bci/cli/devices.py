@@ -7,14 +7,16 @@ import contextlib
 import datetime
 import math
 import re
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bci.cli import interrupt
+from bci.cli.paths import check_output, describe_os_error
 from bci.datasets.synthetic import DEFAULT_SFREQ, MI_CLASSES, PARADIGMS
+from bci.devices.files import read_recording
 from bci.devices.player import FilePlayer
 from bci.devices.recorder import ALL_WAIT, Recorder, StreamQuery, resolve_all
 from bci.devices.simulated_amplifier import (
@@ -46,17 +48,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _on_signals(stop: threading.Event) -> Callable[[], None]:
-    """Let SIGINT and SIGTERM set ``stop``; returns the undo."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = {sig: signal.signal(sig, lambda *_: stop.set())
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def restore() -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    return restore
+    """Let SIGINT and SIGTERM set ``stop`` (``bci`` then exits 130); returns the undo."""
+    signals = interrupt.on_signal(stop.set)
+    signals.__enter__()
+    return lambda: signals.__exit__(None, None, None)
 
 
 # --- bci simulate ---------------------------------------------------------------------
@@ -137,7 +132,7 @@ def simulate(args: argparse.Namespace) -> int:
             follow_markers=args.follow_markers,
         )
     except ValueError as exc:
-        print(f"bci simulate: {exc}", file=sys.stderr)
+        print(f"bci simulate: error: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
     restore = _on_signals(stop)
@@ -154,7 +149,7 @@ def simulate(args: argparse.Namespace) -> int:
         amp.stop()
     except RuntimeError as exc:
         cause = f": {exc.__cause__!r}" if exc.__cause__ is not None else ""
-        print(f"bci simulate: {exc}{cause}", file=sys.stderr)
+        print(f"bci simulate: error: {exc}{cause}", file=sys.stderr)
         return 1
     finally:
         if amp.running:
@@ -195,6 +190,11 @@ def _play_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loop", action="store_true",
                         help="start over at the end until interrupted")
     parser.add_argument("--stream", help="XDF: name or type of the data stream to play")
+    parser.add_argument("--no-sync", action="store_true",
+                        help="XDF: keep the raw timestamps (no clock offsets, no reset "
+                             "handling)")
+    parser.add_argument("--columns", type=Path, metavar="MAP.toml",
+                        help="CSV/TSV: column mapping (channels, unit, time or sfreq, marker)")
     parser.add_argument("--events", type=Path,
                         help="events file replacing the recording's own markers")
     parser.add_argument("--wait-for-consumers", type=float, default=0.0, metavar="SECONDS",
@@ -204,14 +204,17 @@ def _play_arguments(parser: argparse.ArgumentParser) -> None:
 def play(args: argparse.Namespace) -> int:
     """Play ``args.file`` until its end (or until interrupted when looping)."""
     try:
-        player = FilePlayer(args.file, name=args.name, marker_name=args.marker_name,
+        recording = read_recording(args.file, stream=args.stream, events=args.events,
+                                   sync=not args.no_sync, columns=args.columns)
+        player = FilePlayer(recording, name=args.name, marker_name=args.marker_name,
                             chunk_size=args.chunk_size, speed=args.speed, loop=args.loop,
-                            stream=args.stream, events=args.events,
                             wait_for_consumers=args.wait_for_consumers)
     except (RecordingError, ValueError) as err:
-        print(f"bci play: {err}", file=sys.stderr)
+        print(f"bci play: error: {err}", file=sys.stderr)
         return 2
     rec = player.recording
+    if rec.note:
+        print(f"{args.file}: {rec.note}", flush=True)
     duration = rec.data.shape[1] / rec.sfreq
     print(f"playing {rec.source}: {rec.data.shape[0]} channels at {rec.sfreq:g} Hz, "
           f"{duration:.1f} s, {player.n_markers} markers, speed {player.speed:g}"
@@ -223,15 +226,14 @@ def play(args: argparse.Namespace) -> int:
     try:
         while not player.wait(0.5):
             pass
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # `bci` reports it and exits 130
         interrupted = True
-        print("stopped", file=sys.stderr)
     if not interrupted and player.error is None:
         # Let consumers drain the last chunk before the outlets go away.
         time.sleep(0.5)
     player.stop()
     if player.error is not None:
-        print(f"bci play: {player.error}", file=sys.stderr)
+        print(f"bci play: error: {player.error}", file=sys.stderr)
         return 1
     print(f"played {player.samples_pushed} samples and {player.markers_pushed} markers "
           f"({player.loops_completed} loop(s))")
@@ -271,6 +273,7 @@ def record(args: argparse.Namespace) -> int:
         return 2
     output = Path(args.output or datetime.datetime.now().strftime(
         "recording-%Y%m%d-%H%M%S.xdf"))
+    check_output(output)
     if output.exists() and not args.overwrite:
         print(f"bci record: error: {output} exists; expected a new file (or --overwrite)",
               file=sys.stderr)
@@ -284,11 +287,15 @@ def record(args: argparse.Namespace) -> int:
             return 2
     recorder = Recorder(output, streams, flush_interval=args.flush_interval,
                         resolve_timeout=args.resolve_timeout, skip_unavailable=args.all,
-                        on_event=lambda e: print(e, flush=True))
+                        on_event=lambda e: print(e, flush=True),
+                        on_error=lambda err: None)  # reported below, once
     try:
         recorder.start()
     except StreamNotFoundError as err:
         print(f"bci record: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the file: unwritable, disk full
+        print(f"bci record: error: {describe_os_error(err, output)}", file=sys.stderr)
         return 2
     stop = threading.Event()
     restore = _on_signals(stop)
@@ -308,6 +315,9 @@ def record(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{s.name!r} {s.n_samples} samples" for s in recorder.streams)
     print(f"wrote {output}: {counts}", flush=True)
     if recorder.error is not None:
-        print(f"bci record: error: recording failed: {recorder.error}", file=sys.stderr)
+        err = recorder.error
+        what = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        print(f"bci record: error: writing {output} failed: {what}; the file keeps what was "
+              "written before", file=sys.stderr)
         return 1
     return 0

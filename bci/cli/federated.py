@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -127,19 +126,8 @@ def _table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _exit_on_sigterm() -> None:
-    """SIGTERM unwinds like Ctrl-C, so the processes we started are stopped on the way."""
-    def handler(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run one ``bci fl`` subcommand."""
-    if args.fl_command in ("simulate", "server"):
-        _exit_on_sigterm()
-
     logging.getLogger("bci.federated").setLevel(
         logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     try:

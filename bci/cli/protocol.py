@@ -7,10 +7,10 @@ import argparse
 import importlib
 import importlib.util
 import json
-import signal
 import sys
 import threading
 
+from bci.cli import interrupt
 from bci.protocols import PROTOCOLS
 from bci.protocols.base import ProtocolConfigError, output_dir
 
@@ -61,14 +61,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = mod.load(args.config, simulate=args.simulate)
     except ProtocolConfigError as err:
-        print(f"bci protocol: {err}", file=sys.stderr)
+        print(f"bci protocol: error: {err}", file=sys.stderr)
         return 2
     stop = threading.Event()
-    restore = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            restore[sig] = signal.signal(sig, lambda *_: stop.set())
     out = output_dir(args.output_dir, mod.NAME)
+    # SIGINT/SIGTERM end the protocol at its next step, files closed (exit status 130)
+    signals = interrupt.on_signal(stop.set)
+    signals.__enter__()
     try:
         gui = _want_gui(args.gui)
         if gui:
@@ -84,11 +83,10 @@ def run(args: argparse.Namespace) -> int:
         return 130
     except (RuntimeError, ValueError, LookupError, OSError) as err:
         cause = f" ({err.__cause__!r})" if err.__cause__ is not None else ""
-        print(f"bci protocol: {err}{cause}", file=sys.stderr)
+        print(f"bci protocol: error: {err}{cause}", file=sys.stderr)
         return 1
     finally:
-        for sig, handler in restore.items():
-            signal.signal(sig, handler)
+        signals.__exit__(None, None, None)
     if args.json:
         print(json.dumps(summary, default=str))
     else:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import time
 from pathlib import Path
 
+from bci.cli import interrupt
 from bci.devices.lsl_source import LSLSource, MarkerSource
 from bci.errors import StreamNotFoundError
 
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         source.close()
         if markers is not None:
             markers.close()
-        print(f"bci scope: {err}", file=sys.stderr)
+        print(f"bci scope: error: {err}", file=sys.stderr)
         return 2
     if args.size:
         window.resize(*args.size)
@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     window.setFocus()
     # the 30 Hz timer hands control back to Python often enough for Ctrl-C
-    signal.signal(signal.SIGINT, lambda *_: window.close())
+    signals = interrupt.on_signal(window.close)  # SIGINT/SIGTERM: `bci` then exits 130
+    signals.__enter__()
     app.exec()
     window.close()
     return 0

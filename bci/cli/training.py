@@ -9,6 +9,7 @@ import argparse
 import json
 
 from bci import registry
+from bci.cli import progress
 from bci.decoders.training import evaluate, train
 from bci.session import SessionConfig
 
@@ -60,8 +61,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def train_command(args: argparse.Namespace) -> int:
     config = SessionConfig.load(args.session)
-    out = train(config, args.decoder, args.train, output=args.output,
-                global_paths=args.global_ or (), bank=args.bank)
+    with progress.waiting(f"training {args.decoder}", follow="bci.decoders"):
+        out = train(config, args.decoder, args.train, output=args.output,
+                    global_paths=args.global_ or (), bank=args.bank)
     if args.json:
         print(json.dumps(out))
     elif "n_images" in out:
@@ -77,9 +79,11 @@ def train_command(args: argparse.Namespace) -> int:
 
 def evaluate_command(args: argparse.Namespace) -> int:
     config = SessionConfig.load(args.session)
-    result = evaluate(config, args.decoder, train=args.train, test=args.test or (),
-                      split=args.split, n_splits=args.n_splits,
-                      global_paths=args.global_ or (), window=args.window)
+    with progress.waiting(f"evaluating {args.decoder} ({args.split})",
+                          follow="bci.decoders"):
+        result = evaluate(config, args.decoder, train=args.train, test=args.test or (),
+                          split=args.split, n_splits=args.n_splits,
+                          global_paths=args.global_ or (), window=args.window)
     if args.predictions:
         result.write_predictions(args.predictions)
     summary = result.summary()

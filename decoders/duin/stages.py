@@ -14,7 +14,7 @@ from bci.decoders.duin.config import PREDICT_BATCH, DuINConfig, StageSchedule
 from bci.decoders.duin.mae import DuINMAE, random_mask
 from bci.decoders.duin.model import DuINEncoder, DuINNet
 from bci.decoders.duin.vqvae import DuINVQVAE
-from bci.decoders.torch_classifier import batch_starts, decay_groups, seeded
+from bci.decoders.torch_classifier import batch_starts, decay_groups, report_epoch, seeded
 from torch import nn
 
 #: Windows whose encoder outputs initialise the codebook by k-means.
@@ -74,6 +74,7 @@ def _fit_epochs(
             for key, value in batch.items():
                 sums[key] = sums.get(key, 0) + value
         history.append({"epoch": epoch + 1, "lr": lr, **summary(sums)})
+        report_epoch("Du-IN", history[-1], schedule.epochs)
     model.eval()
     return history
 

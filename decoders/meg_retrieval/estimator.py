@@ -15,7 +15,7 @@ from bci.decoders.meg_retrieval.export import MontageGraph
 from bci.decoders.meg_retrieval.inputs import WindowsMixin, as_montage
 from bci.decoders.meg_retrieval.losses import retrieval_loss
 from bci.decoders.meg_retrieval.ranking import bank_targets, top_k_accuracy
-from bci.decoders.torch_classifier import BestEpoch, decay_groups, seeded
+from bci.decoders.torch_classifier import BestEpoch, decay_groups, report_epoch, seeded
 from bci.decoders.torch_export import export_module
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
@@ -298,6 +298,7 @@ class MEGRetrieval(WindowsMixin, BaseEstimator):
                     val = float(loss_of(torch.from_numpy(val_idx).to(device)))
                 record["val_loss"] = val
             history.append(record)
+            report_epoch(type(self).__name__, record, int(self.epochs))
             if val_idx.size and best.update(epoch, val, module):
                 break
         best_epoch = best.restore(module, len(history))

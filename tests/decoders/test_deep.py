@@ -208,6 +208,17 @@ def test_decodes_held_out_trials_and_only_with_real_labels(model, data, n_classe
     assert chance <= chance_ceiling(N_TRIALS - N_TRAIN, n_classes), f"shuffled: {chance:.2f}"
 
 
+def test_training_logs_each_epoch_for_the_progress_display(eegnet_data, caplog):
+    X, y = eegnet_data
+    with caplog.at_level("INFO", logger="bci.decoders"):
+        clf = EEGNetClassifier(sfreq=SFREQ, F1=4, D=1, F2=4, epochs=3, seed=0,
+                               validation_fraction=0.25).fit(X[:N_TRAIN], y[:N_TRAIN])
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("bci.decoders")]
+    assert [line.split(",")[0] for line in lines] == [
+        f"EEGNetClassifier: epoch {e}/3" for e in (1, 2, 3)]
+    assert f"validation loss {clf.history_[-1]['val_loss']:.4g}" in lines[-1]
+
+
 def test_early_stopping_keeps_the_epoch_with_the_lowest_validation_loss(eegnet_data):
     X, y = eegnet_data
     # shuffled labels: validation loss stops improving soon, so patience ends training

@@ -151,9 +151,9 @@ def test_nan_is_read_and_reported(tmp_path, caplog):
 def test_missing_unknown_and_directory(tmp_path):
     with pytest.raises(RecordingError, match=r"absent_raw\.fif: no such file"):
         read_recording(tmp_path / "absent_raw.fif")
-    (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(RecordingError, match=r"notes\.txt: unsupported file type '\.txt'") as err:
-        read_recording(tmp_path / "notes.txt")
+    (tmp_path / "notes.doc").write_text("hello")
+    with pytest.raises(RecordingError, match=r"notes\.doc: unsupported file type '\.doc'") as err:
+        read_recording(tmp_path / "notes.doc")
     for ext in SUPPORTED_EXTENSIONS:
         assert ext in str(err.value)
     (tmp_path / "dir.fif").mkdir()
@@ -162,7 +162,7 @@ def test_missing_unknown_and_directory(tmp_path):
 
 
 @pytest.mark.parametrize("ext", ["fif", "edf", "bdf", "set"])
-def test_truncated_files_are_errors(tmp_path, ext):
+def test_files_cut_before_their_data_are_errors(tmp_path, ext):
     raw = make_raw()
     whole = tmp_path / f"whole_raw.{ext}" if ext == "fif" else tmp_path / f"whole.{ext}"
     if ext == "fif":
@@ -170,11 +170,83 @@ def test_truncated_files_are_errors(tmp_path, ext):
     else:
         mne.export.export_raw(whole, raw)
     content = whole.read_bytes()
-    for cut in (len(content) // 2, 200, 0):
+    # EEGLAB's MATLAB file cannot be read in part; the others lose their header
+    cuts = (len(content) // 2, 200, 0) if ext == "set" else (200, 0)
+    for cut in cuts:
         cut_path = whole.with_name(f"cut{cut}_raw.{ext}" if ext == "fif" else f"cut{cut}.{ext}")
         cut_path.write_bytes(content[:cut])
         with pytest.raises(RecordingError, match=f"{cut_path.name}.*(truncated|corrupt)"):
             read_recording(cut_path)
+
+
+@pytest.mark.parametrize("ext", ["edf", "bdf"])
+def test_edf_cut_mid_record_is_salvaged(tmp_path, ext, caplog):
+    raw = make_raw(annotations=mne.Annotations([0.5, 2.5, 5.0], 0.0, ["a", "b", "c"]))
+    whole = tmp_path / f"whole.{ext}"
+    mne.export.export_raw(whole, raw)
+    full = read_recording(whole)
+    content = whole.read_bytes()
+    header = int(content[184:192])
+    declared, duration = int(content[236:244]), float(content[244:252])
+    record = (len(content) - header) // declared
+    cut = whole.with_name(f"cut.{ext}")
+    cut.write_bytes(content[:header + 2 * record + record // 2])  # 2.5 records
+    with caplog.at_level(logging.WARNING):
+        rec = read_recording(cut)
+    n_kept = round(2 * duration * SFREQ)
+    assert rec.data.shape == (3, n_kept)
+    np.testing.assert_array_equal(rec.data, full.data[:, :n_kept])
+    np.testing.assert_array_equal(rec.timestamps, full.timestamps[:n_kept])
+    assert rec.markers.values == ["a"]  # the later annotations were in the lost records
+    lost = declared * duration - 2 * duration
+    assert f"cut.{ext}: file cut short" in caplog.text
+    assert f"{lost:.3f} s of the {declared} records its header declares are lost" in caplog.text
+    # less than one record left: nothing to salvage
+    cut.write_bytes(content[:header + record // 2])
+    with pytest.raises(RecordingError, match=f"cut.{ext}: .*truncated or corrupt"):
+        read_recording(cut)
+
+
+def test_fif_cut_short_is_read_to_its_last_complete_buffer(tmp_path, caplog):
+    raw = make_raw(annotations=mne.Annotations([0.5, 5.0], 0.0, ["a", "b"]))
+    whole = tmp_path / "whole_raw.fif"
+    raw.save(whole, buffer_size_sec=1.0)
+    content = whole.read_bytes()
+    cut = tmp_path / "cut_raw.fif"
+    for keep in (len(content) - 10, len(content) // 2):
+        cut.write_bytes(content[:keep])
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            rec = read_recording(cut)
+        n = rec.data.shape[1]
+        assert 0 < n <= N_SAMPLES and n % round(SFREQ) == 0  # whole 1-s buffers only
+        np.testing.assert_allclose(rec.data, raw.get_data()[:, :n], rtol=1e-6)
+        if n < N_SAMPLES:
+            assert f"FIF file cut short ({keep} bytes)" in caplog.text
+            assert f"read {n / SFREQ:.3f} s up to its last complete data buffer" in caplog.text
+    # the header survives but not one buffer
+    first_buffer = content.find(raw.get_data()[:, :2].T.astype(">f4").tobytes())
+    assert first_buffer > 0
+    cut.write_bytes(content[:first_buffer + 100])
+    with pytest.raises(RecordingError, match=r"cut_raw\.fif: .*truncated one \(\d+ bytes\) "
+                                             "without a single complete data buffer"):
+        read_recording(cut)
+
+
+def test_epoched_eeglab_and_matlab_73_are_named(tmp_path):
+    info = mne.create_info(["C3", "Cz", "C4"], SFREQ, "eeg")
+    epochs = mne.EpochsArray(np.random.default_rng(0).normal(0, 1e-5, (5, 3, 100)), info)
+    path = tmp_path / "epoched.set"
+    epochs.export(path)
+    with pytest.raises(RecordingError, match=r"epoched\.set: holds epoched data \(5 epochs\); "
+                                             "the runtime replays continuous recordings"):
+        read_recording(path)
+    v73 = tmp_path / "v73.set"  # MATLAB v7.3 files are HDF5 behind this text header
+    v73.write_bytes(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 "
+                    b"00:00:00 2024 HDF5 schema 1.00 .".ljust(512, b" ") + bytes(512))
+    with pytest.raises(RecordingError, match=r"v73\.set: expected an EEGLAB \.set saved as "
+                                             "MATLAB v7 or older, found a MATLAB v7.3"):
+        read_recording(v73)
 
 
 def test_edf_without_record_count_is_read(tmp_path):
@@ -216,6 +288,8 @@ def _stream_header(name: str, kind: str, fmt: str, srate: float,
             f"<source_id>{name}-src</source_id><desc>{desc}</desc></info>")
 
 
+OFFSET = -0.25  # the clock offset write_xdf records for every stream
+
 _NUMPY = {"float32": "<f4", "double64": "<f8", "int16": "<i2", "int32": "<i4"}
 
 
@@ -234,12 +308,13 @@ def _samples(fmt: str, stamps: np.ndarray, values) -> bytes:
 
 
 def write_xdf(path: Path, streams: list[dict], *, footers: bool = True,
-              chunk: int = 100) -> None:
+              chunk: int = 100, offset: float = OFFSET) -> None:
     """Write a minimal XDF 1.0 file.
 
     Each stream is a dict with ``name``, ``type``, ``fmt``, ``srate``, ``channels``
     (list of dicts for desc, or None), ``n_channels``, ``stamps`` (n_samples,) and
-    ``values``: (n_samples, n_channels) numbers or a list of lists of strings.
+    ``values``: (n_samples, n_channels) numbers or a list of lists of strings. Every
+    stream gets one clock offset chunk of ``offset`` seconds.
     """
     out = bytearray(b"XDF:")
     out += _chunk(1, b'<?xml version="1.0"?><info><version>1.0</version></info>')
@@ -248,7 +323,7 @@ def write_xdf(path: Path, streams: list[dict], *, footers: bool = True,
                                 s["n_channels"])
         out += _chunk(2, struct.pack("<I", sid) + header.encode())
     for sid, s in enumerate(streams, start=1):
-        out += _chunk(4, struct.pack("<I", sid) + struct.pack("<dd", 100.0, -0.25))
+        out += _chunk(4, struct.pack("<I", sid) + struct.pack("<dd", 100.0, offset))
         for start in range(0, len(s["stamps"]), chunk):
             body = _samples(s["fmt"], s["stamps"][start:start + chunk],
                             s["values"][start:start + chunk])
@@ -302,11 +377,23 @@ def test_xdf_data_exact_and_markers_merged(tmp_path):
     assert rec.sfreq == 200.0
     assert rec.data.dtype == np.float32
     np.testing.assert_array_equal(rec.data, eeg["values"].T)  # volts, float32: as stored
-    np.testing.assert_array_equal(rec.timestamps, eeg["stamps"])  # no dejittering
+    # the clock offset applied, no dejittering
+    np.testing.assert_array_equal(rec.timestamps, eeg["stamps"] + OFFSET)
     # string and irregular numeric streams merged in time order; Decisions left out
     assert rec.markers.values == ["3", "left", "4", "0.1", "right"]
     np.testing.assert_array_equal(rec.markers.timestamps,
+                                  np.array([1000.2, 1000.5, 1001.0, 1001.2, 1001.5]) + OFFSET)
+    assert "using stream 'amp' (type 'EEG', 4 ch float32, 200 Hz, 600 samples)" in rec.note
+    assert "'cues', 'codes', 'levels'" in rec.note
+    raw = read_recording(path, sync=False)  # --no-sync: the stamps exactly as recorded
+    np.testing.assert_array_equal(raw.timestamps, eeg["stamps"])
+    np.testing.assert_array_equal(raw.markers.timestamps,
                                   [1000.2, 1000.5, 1001.0, 1001.2, 1001.5])
+    assert "raw stamps" in raw.note
+    one = read_recording(path, markers="cues")  # one marker stream, by name
+    assert one.markers.values == ["left", "right"]
+    with pytest.raises(RecordingError, match=r"marker stream named or typed 'nope'.*'cues'"):
+        read_recording(path, markers="nope")
 
 
 def test_xdf_units_and_defaults(tmp_path):
@@ -337,17 +424,23 @@ def test_xdf_stream_choice(tmp_path):
     assert read_recording(path, stream="Misc").data.shape == (2, 100)  # by type
     with pytest.raises(RecordingError, match=r"two\.xdf.*'nowhere'.*found 'small'.*'cues'"):
         read_recording(path, stream="nowhere")
-    with pytest.raises(RecordingError, match="expected stream 'cues' to hold numeric data"):
+    with pytest.raises(RecordingError, match="typed 'cues' holding numeric data"):
         read_recording(path, stream="cues")
-    with pytest.raises(RecordingError, match="expected stream 'codes' to have a regular"):
+    with pytest.raises(RecordingError, match="typed 'codes' with numeric samples at a regular"):
         read_recording(path, stream="codes")
+    # by type alone (case-insensitive), and name and type together
+    assert read_recording(path, stream_type="misc").data.shape == (2, 100)
+    assert read_recording(path, stream="small", stream_type="EEG").data.shape == (2, 30)
+    with pytest.raises(RecordingError, match="named or typed 'small' and of type 'Misc'"):
+        read_recording(path, stream="small", stream_type="Misc")
 
 
 def test_xdf_without_numeric_stream(tmp_path):
     path = tmp_path / "markers_only.xdf"
     write_xdf(path, marker_streams()[:1])
     with pytest.raises(RecordingError,
-                       match=r"markers_only\.xdf: expected a numeric stream.*found 'cues'"):
+                       match=r"markers_only\.xdf: expected a data stream with numeric "
+                             r"samples at a regular sampling rate, found 'cues'"):
         read_recording(path)
 
 
@@ -359,14 +452,14 @@ def test_xdf_cut_by_a_killed_recorder(tmp_path):
     # Cut inside the EEG's last chunk: the five complete chunks remain. Five bytes short
     # cuts the last sample's values, which pyxdf alone would fill with stale bytes.
     last_chunk_end = content.rfind(_chunk(4, struct.pack("<I", 2)
-                                          + struct.pack("<dd", 100.0, -0.25)))
+                                          + struct.pack("<dd", 100.0, OFFSET)))
     for short in (777, 5):
         cut = tmp_path / f"cut{short}.xdf"
         cut.write_bytes(content[: last_chunk_end - short])
         rec = read_recording(cut)
         assert rec.data.shape == (4, 500)
         np.testing.assert_array_equal(rec.data, eeg["values"][:500].T)
-        np.testing.assert_array_equal(rec.timestamps, eeg["stamps"][:500])
+        np.testing.assert_array_equal(rec.timestamps, eeg["stamps"][:500] + OFFSET)
         assert len(rec.markers) == 0  # the marker stream's samples came after the cut
 
 
@@ -387,7 +480,7 @@ def test_xdf_events_file_override(tmp_path):
     mne.write_events(tmp_path / "ev-eve.fif", np.array([[10, 0, 1], [20, 0, 2]]))
     rec = read_recording(path, events=tmp_path / "ev-eve.fif")
     assert rec.markers.values == ["1", "2"]
-    np.testing.assert_array_equal(rec.markers.timestamps, eeg["stamps"][[10, 20]])
+    np.testing.assert_array_equal(rec.markers.timestamps, eeg["stamps"][[10, 20]] + OFFSET)
 
 
 # ---------------------------------------------------------------------------- real data
