@@ -374,7 +374,9 @@ def stop_spawned(proc: subprocess.Popen, *, timeout: float = 10.0) -> int:
     Returns
     -------
     returncode : int
-        0 after a clean stop; the process is killed if it does not exit in ``timeout``.
+        The process's exit status: 130 after a clean stop by SIGTERM (streams closed,
+        as for any interrupted ``bci`` command), 0 if it had already ended on its own
+        (``duration``); negative when it had to be killed after ``timeout``.
     """
     if proc.poll() is None:
         proc.terminate()

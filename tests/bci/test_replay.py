@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sessions import SSVEP_FBCCA_EPOCHS
 
 from bci.cli import main
 from bci.datasets.synthetic import make_recording
@@ -22,18 +23,7 @@ EXAMPLE = REPO / "examples" / "ssvep-exo-fbcca.toml"
 
 def _sim_config(tmp_path) -> Path:
     p = tmp_path / "sim.toml"
-    p.write_text("""
-[window]
-mode = "epoch"
-tmin = 0.14
-tmax = 1.64
-events = { "8Hz" = "8Hz", "10Hz" = "10Hz", "12Hz" = "12Hz", "15Hz" = "15Hz" }
-
-[decoder]
-kind = "fbcca"
-frequencies = [8.0, 10.0, 12.0, 15.0]
-n_harmonics = 3
-""")
+    p.write_text(SSVEP_FBCCA_EPOCHS)
     return p
 
 

@@ -216,7 +216,7 @@ def test_training_logs_each_epoch_for_the_progress_display(eegnet_data, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("bci.decoders")]
     assert [line.split(",")[0] for line in lines] == [
         f"EEGNetClassifier: epoch {e}/3" for e in (1, 2, 3)]
-    assert f"validation loss {clf.history_[-1]['val_loss']:.4g}" in lines[-1]
+    assert f"val loss {clf.history_[-1]['val_loss']:.4g}" in lines[-1]
 
 
 def test_early_stopping_keeps_the_epoch_with_the_lowest_validation_loss(eegnet_data):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from bci.devices.csv_reader import ColumnMap, read_csv
 from bci.devices.files import read_recording
+from sessions import SSVEP_FBCCA_EPOCHS
 
 from bci.cli import main
 from bci.datasets.synthetic import make_recording
@@ -130,16 +131,7 @@ def test_replay_command_reads_csv_with_columns(tmp_path, capsys):
     mapping.write_text(f'channels = {list(rec0.info.ch_names)!r}\ntime = "t"\nunit = "uV"\n'
                        'marker = "marker"\n'.replace("'", '"'))
     session = tmp_path / "s.toml"
-    session.write_text("""
-[window]
-mode = "epoch"
-tmin = 0.14
-tmax = 1.64
-events = { "8Hz" = "8Hz", "10Hz" = "10Hz", "12Hz" = "12Hz", "15Hz" = "15Hz" }
-[decoder]
-kind = "fbcca"
-frequencies = [8.0, 10.0, 12.0, 15.0]
-""")
+    session.write_text(SSVEP_FBCCA_EPOCHS)
     assert main(["replay", str(session), "--input", str(path), "--columns",
                  str(mapping)]) == 0
     out = capsys.readouterr().out

@@ -9,6 +9,7 @@ import pytest
 from bci.devices.simulated_amplifier import SimulatedAmplifier, spawn, stop_spawned
 
 from bci.cli import main
+from bci.cli.interrupt import EXIT_INTERRUPTED
 from bci.datasets.synthetic import SyntheticEEG
 from bci.lslconfig import get_pylsl
 
@@ -134,7 +135,7 @@ def test_spawned_process_resolves_and_stops_cleanly(unique_name):
         np.testing.assert_allclose(np.diff(stamps), 1 / 256, rtol=0, atol=1e-9)
     finally:
         code = stop_spawned(proc)
-    assert code == 0
+    assert code == EXIT_INTERRUPTED  # a clean stop by SIGTERM, not a kill
     # its outlets are gone with it
     assert not pylsl.resolve_byprop("name", unique_name, 1, 1.0)
 

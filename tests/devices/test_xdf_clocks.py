@@ -13,25 +13,13 @@ import numpy as np
 import pytest
 from bci.devices.files import read_recording
 from bci.devices.xdf import XDFWriter
+from sessions import SSVEP_FBCCA_EPOCHS
 
 from bci.cli import main
 from bci.datasets.synthetic import make_recording
 from bci.errors import RecordingError
 from bci.runner import run_replay
 from bci.session import SessionConfig
-
-SESSION = """
-[window]
-mode = "epoch"
-tmin = 0.14
-tmax = 1.64
-events = { "8Hz" = "8Hz", "10Hz" = "10Hz", "12Hz" = "12Hz", "15Hz" = "15Hz" }
-
-[decoder]
-kind = "fbcca"
-frequencies = [8.0, 10.0, 12.0, 15.0]
-n_harmonics = 3
-"""
 
 LOCAL_START = 6000.0  # the recording computer's clock when the data begin
 OFFSET = 5000.0  # the EEG computer's clock runs this far behind
@@ -163,5 +151,5 @@ def test_replay_command_says_which_stream_and_keeps_raw_stamps_on_request(tmp_pa
 
 def _session(tmp_path):
     path = tmp_path / "ssvep.toml"
-    path.write_text(SESSION)
+    path.write_text(SSVEP_FBCCA_EPOCHS)
     return path
