@@ -162,7 +162,10 @@ class SlidingWindower(_Windower):
     length, step : float
         Seconds; converted to samples with ``round(x * sfreq)``.
     events : mapping of str to str | None
-        Marker value → true label, used to label windows with the latest marker.
+        Marker value → true label, used to label windows with the latest marker. Without
+        it sliding windows carry no label: a window long after a cue (rest, the next
+        trial's preparation) is not that cue's trial, and scoring it as one would print
+        an accuracy that means nothing.
     flag_margin : float
         Seconds before a window in which a flagged sample (NaN/Inf, gap) also skips it,
         to keep filter transients out.
@@ -185,6 +188,9 @@ class SlidingWindower(_Windower):
 
     def n_times(self) -> int:
         return round(self.length * self.sfreq_ / self.decimation)
+
+    def _label(self, value: str) -> str | None:
+        return None if self.events is None else self.events.get(value)
 
     def setup(self, sfreq: float, sample_shape: tuple[int, ...]) -> None:
         super().setup(sfreq, sample_shape)

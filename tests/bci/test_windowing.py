@@ -133,3 +133,14 @@ def test_epoch_marker_too_late_is_counted():
 def _data_tail(data, ts, start, n):
     d = np.zeros((data.shape[0], n), np.float32)
     return d, ts[-1] + (1 + np.arange(n)) / SFREQ
+
+
+def test_sliding_windows_without_an_events_map_carry_no_label():
+    # scoring every sliding window against the last cue would count rest as that trial
+    data, ts = _data(400)
+    w = SlidingWindower(length=0.5, step=0.5)
+    w.setup(SFREQ, (3,))
+    w.add_markers(Markers(np.array([ts[60], ts[240]]), ["left", "right"]))
+    wins = _feed(w, data, ts, [400])
+    assert len(wins) == 8 and wins[3].marker == (ts[60], "left")
+    assert [x.label for x in wins] == [None] * 8
