@@ -41,7 +41,13 @@ from bci.errors import ConfigError
 
 @dataclass(slots=True)
 class SourceConfig:
-    """Which LSL streams to read live (ignored in replay but for ``stream`` in XDF)."""
+    """Where live data come from (ignored in replay but for ``stream`` in XDF).
+
+    ``kind = "lsl"`` (the default) reads LSL streams (``stream``/``type``/``source_id``,
+    ``markers``); any other kind names a source of :data:`bci.registry.sources` (such as
+    ``"brainflow"``) whose own keys are kept, checked by the plug-in, in ``options``.
+    ``scope``, ``gap_tolerance``, ``stall_timeout`` and ``ch_names`` apply to every kind.
+    """
 
     stream: str | None = None
     type: str | None = None
@@ -53,9 +59,15 @@ class SourceConfig:
     gap_tolerance: float = 0.02
     stall_timeout: float = 1.0
     ch_names: list[str] = field(default_factory=list)
+    kind: str = "lsl"
+    options: dict[str, Any] = field(default_factory=dict)
 
+    #: Keys every kind of source takes; the other keys of ``KEYS`` are LSL's.
+    COMMON_KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"kind", "scope", "gap_tolerance", "stall_timeout", "ch_names"})
     KEYS: ClassVar[frozenset[str]] = frozenset(
         {
+            "kind",
             "stream",
             "type",
             "source_id",
@@ -70,7 +82,10 @@ class SourceConfig:
     )
 
     @classmethod
-    def from_table(cls, t: dict, where: str = "source") -> SourceConfig:
+    def from_table(cls, t: dict, where: str = "source", base: Path = Path()) -> SourceConfig:
+        kind = check(t, "kind", str, where, "lsl")
+        if kind != "lsl":
+            return cls._plugin(kind, t, where, base)
         no_unknown(t, cls.KEYS, where)
         c = cls(
             stream=check(t, "stream", str, where, None),
@@ -85,6 +100,25 @@ class SourceConfig:
             ch_names=check(t, "ch_names", list, where, [], items=str),
         )
         return c
+
+    @classmethod
+    def _plugin(cls, kind: str, t: dict, where: str, base: Path) -> SourceConfig:
+        """A ``[source]`` of another kind: common keys here, the rest checked by the plug-in
+        (its ``OPTIONS`` and ``check_options(table, where=, base=)``, when it has them)."""
+        source = registry.sources.get(kind, where=f"{where}.kind").load()
+        own = getattr(source, "OPTIONS", None)
+        if own is not None:
+            no_unknown(t, cls.COMMON_KEYS | frozenset(own), where)
+        options = {k: v for k, v in t.items() if k not in cls.COMMON_KEYS}
+        if hasattr(source, "check_options"):
+            options = source.check_options(options, where=where, base=base)
+        return cls(
+            kind=kind, options=options,
+            scope=check(t, "scope", str, where, "machine", choices=("machine", "network")),
+            gap_tolerance=check(t, "gap_tolerance", float, where, 0.02, at_least=0),
+            stall_timeout=check(t, "stall_timeout", float, where, 1.0, above=0),
+            ch_names=check(t, "ch_names", list, where, [], items=str),
+        )
 
 
 @dataclass(slots=True)
@@ -139,6 +173,11 @@ class DecoderConfig:
     bank: Path | None = None
     top_k: int = 5
 
+    #: ``[decoder]`` keys of an ``.npz`` covariance decoder (``path = "model.npz"``):
+    #: ``recenter = "none" | "online"``, ``recenter_warmup`` (windows), ``recenter_forget``
+    #: (0 < w ≤ 1); they override what the model was trained with.
+    RECENTER_KEYS: ClassVar[tuple[str, ...]] = ("recenter", "recenter_warmup",
+                                                "recenter_forget")
     FBCCA_KEYS: ClassVar[frozenset[str]] = frozenset(
         {
             "frequencies",
@@ -162,8 +201,20 @@ class DecoderConfig:
         threads = check(t, "threads", int, where, 1, at_least=1)
         if kind == "onnx":
             no_unknown(t, {"kind", "path", "threads", "adapt", "save", "swap_every", "bank",
-                            "top_k"}, where)
+                            "top_k", *cls.RECENTER_KEYS}, where)
             path = Path(check(t, "path", str, where))
+            # re-centering of a covariance decoder served from an .npz model file
+            recenter = {k: v for k, v in (
+                ("recenter", check(t, "recenter", str, where, None,
+                                   choices=("none", "online"))),
+                ("recenter_warmup", check(t, "recenter_warmup", int, where, None,
+                                          at_least=0)),
+                ("recenter_forget", check(t, "recenter_forget", float, where, None,
+                                          above=0.0, at_most=1.0)),
+            ) if v is not None}
+            if recenter and path.suffix.lower() != ".npz":
+                raise ConfigError(f"{where}: {sorted(recenter)} apply to covariance decoders "
+                                  f"served from an .npz model file, found path {str(path)!r}")
             save = check(t, "save", str, where, None)
             swap_every = check(t, "swap_every", int, where, 10, at_least=1)
             bank = check(t, "bank", str, where, None)
@@ -173,7 +224,7 @@ class DecoderConfig:
                        save=None if save is None else base / save, swap_every=swap_every,
                        bank=None if bank is None else (
                            Path(bank) if Path(bank).is_absolute() else base / bank),
-                       top_k=top_k)
+                       top_k=top_k, options=recenter)
         no_unknown(t, {"kind", "threads"} | cls.FBCCA_KEYS, where)
         freqs = check(t, "frequencies", list, where)
         if not freqs or not all(isinstance(f, int | float) and f > 0 for f in freqs):
@@ -312,7 +363,7 @@ class SessionConfig:
             nodes = check(chain_t, "nodes", list, "chain", [])
             Chain.from_config(nodes, where="chain.nodes")  # validates every node now
             return cls(
-                source=SourceConfig.from_table(d.get("source", {})),
+                source=SourceConfig.from_table(d.get("source", {}), base=base),
                 chain=nodes,
                 window=WindowConfig.from_table(d.get("window", {})),
                 decoder=(DecoderConfig.from_table(d["decoder"], base=base)
@@ -328,10 +379,14 @@ class SessionConfig:
             raise ConfigError(f"{where}: {err}") from None
 
     def with_model(self, model: str | Path, *, threads: int | None = None) -> SessionConfig:
-        """A copy whose decoder is the ONNX file ``model`` (``--model`` on the command line)."""
+        """A copy whose decoder is the model file ``model`` (``--model`` on the command
+        line); an ``.npz`` model keeps the session's ``[decoder] recenter`` options."""
         old = self.decoder
         t = threads if threads is not None else (old.threads if old else 1)
-        return replace(self, decoder=DecoderConfig("onnx", Path(model), t))
+        options = {}
+        if old is not None and old.kind == "onnx" and Path(model).suffix.lower() == ".npz":
+            options = {k: v for k, v in old.options.items() if k in DecoderConfig.RECENTER_KEYS}
+        return replace(self, decoder=DecoderConfig("onnx", Path(model), t, options=options))
 
     def require_decoder(self) -> DecoderConfig:
         if self.decoder is None:

@@ -1,9 +1,9 @@
 """The ``bci`` command.
 
 Subcommands: ``demo``, ``run``, ``replay``, ``train``, ``evaluate``, ``inspect``,
-``simulate``, ``play``, ``record``, ``protocol``, ``scope``, ``fl``. ``--lsl-scope
-network`` (before the subcommand) lets LSL resolve across the lab network; the default
-keeps every LSL packet on this machine.
+``simulate``, ``play``, ``record``, ``stream``, ``export-bids``, ``protocol``, ``scope``, ``fl``.
+``--lsl-scope network`` (before the subcommand) lets LSL resolve across the lab network;
+the default keeps every LSL packet on this machine.
 
 Every option of every subcommand is declared in this package, one module per command
 group; each command imports what it runs when it runs, so ``bci --help`` and ``bci run``
@@ -35,6 +35,7 @@ if Path(sys.argv[0]).name == "bci" or Path(sys.argv[0]).resolve() == (
     interrupt.install_early()
 
 from bci.cli import (
+    bids,
     devices,
     federated,
     inspect,
@@ -42,6 +43,7 @@ from bci.cli import (
     protocol,
     scope,
     session,
+    stream,
     training,
 )
 from bci.cli.paths import describe_os_error
@@ -49,7 +51,8 @@ from bci.errors import BCIError
 from bci.lslconfig import configure_lsl
 
 #: Command groups, in the order ``bci --help`` lists their commands.
-GROUPS = (session, training, inspect, devices, protocol, scope, federated)
+GROUPS = (session, training, inspect, devices, stream, bids, protocol, scope,
+          federated)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bci.cli import interrupt
+from bci.cli import bids, interrupt
 from bci.cli.paths import check_output, describe_os_error
 from bci.datasets.synthetic import DEFAULT_SFREQ, MI_CLASSES, PARADIGMS
 from bci.devices.files import read_recording
@@ -42,7 +42,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("record", help="record LSL streams to XDF",
                        description="Record LSL streams on this machine to one XDF file, "
                                    "synced to disk every half second, until --duration, "
-                                   "Ctrl-C or SIGTERM.")
+                                   "Ctrl-C or SIGTERM; with --bids, then written to BIDS "
+                                   "as `bci export-bids` does.")
     _record_arguments(p)
     p.set_defaults(func=record)
 
@@ -253,13 +254,15 @@ def _record_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default=None, metavar="FILE.xdf",
                         help="file to write (default: recording-<date>-<time>.xdf)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace the output file if it exists")
+                        help="replace the output file (and, with --bids, that BIDS run) "
+                             "if it exists")
     parser.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                         help="stop after this many seconds (default: Ctrl-C/SIGTERM)")
     parser.add_argument("--resolve-timeout", type=float, default=5.0, metavar="SECONDS",
                         help="how long to wait for the streams (default 5)")
     parser.add_argument("--flush-interval", type=float, default=0.5, metavar="SECONDS",
                         help="seconds between syncs to disk (default 0.5)")
+    bids.add_bids_arguments(parser, required=False)
 
 
 def record(args: argparse.Namespace) -> int:
@@ -278,6 +281,7 @@ def record(args: argparse.Namespace) -> int:
         print(f"bci record: error: {output} exists; expected a new file (or --overwrite)",
               file=sys.stderr)
         return 2
+    target = bids.bids_target(args)  # bad labels, an existing BIDS run: before recording
     streams: list = list(queries)
     if args.all:
         streams += resolve_all(min(ALL_WAIT, args.resolve_timeout))
@@ -320,4 +324,4 @@ def record(args: argparse.Namespace) -> int:
         print(f"bci record: error: writing {output} failed: {what}; the file keeps what was "
               "written before", file=sys.stderr)
         return 1
-    return 0
+    return 0 if target is None else bids.export(args, output)

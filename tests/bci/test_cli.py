@@ -14,7 +14,8 @@ from bci.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[2]
 # `bci CMD [SUB] …` rows of the README's command tables
-_ROW = re.compile(r"^\| `bci ([a-z]+)((?: (?:simulate|certs|server|site)\b)?)([^`]*)`", re.M)
+_ROW = re.compile(r"^\| `bci ([a-z][a-z-]*)"
+                  r"((?: (?:simulate|certs|server|site|brainflow)\b)?)([^`]*)`", re.M)
 
 
 def _documented() -> list[tuple[list[str], list[str]]]:
