@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from bci.decoders.csp_lda import CSPLDA, FBCSP
-from bci.decoders.riemann import RiemannMDM, TangentSpaceLR
+from bci.decoders.riemann import RiemannFgMDM, RiemannMDM, TangentSpaceLR, TangentSpaceSVM
 from bci.decoders.trca import TRCA
 
 from bci.datasets.seeg import bipolar_pairs
@@ -77,13 +77,25 @@ def duin(training: TrainingConfig, sfreq: float, options: dict) -> Any:
                           **{"seed": training.seed, **options})
 
 
-def mdm(training: TrainingConfig, sfreq: float, options: dict) -> Any:
-    if training.paradigm == "ssvep" and "bands" not in options:
+def _ssvep_bands(training: TrainingConfig, options: dict) -> dict:
+    if training.paradigm == "ssvep" and "bands" not in options and training.frequencies:
         # MOABB's SSVEP-exo pipeline: narrow bands around each stimulation frequency
         options = {"bands": [[f - 0.5, f + 0.5] for f in training.frequencies.values()],
                    **options}
-    return RiemannMDM(sfreq=sfreq, **options)
+    return options
+
+
+def mdm(training: TrainingConfig, sfreq: float, options: dict) -> Any:
+    return RiemannMDM(sfreq=sfreq, **_ssvep_bands(training, options))
+
+
+def fgmdm(training: TrainingConfig, sfreq: float, options: dict) -> Any:
+    return RiemannFgMDM(sfreq=sfreq, **_ssvep_bands(training, options))
 
 
 def ts_lr(training: TrainingConfig, sfreq: float, options: dict) -> Any:
-    return TangentSpaceLR(sfreq=sfreq, **options)
+    return TangentSpaceLR(sfreq=sfreq, **_ssvep_bands(training, options))
+
+
+def ts_svm(training: TrainingConfig, sfreq: float, options: dict) -> Any:
+    return TangentSpaceSVM(sfreq=sfreq, **_ssvep_bands(training, options))

@@ -15,11 +15,16 @@ Meta (every entry has each key):
 paradigms : tuple of str
     What it decodes (``[training] paradigm``).
 trainable : bool
-    ``bci train`` fits it and writes its ``.onnx`` file.
+    ``bci train`` fits it and writes its model file (``.onnx``, or ``.npz`` when it has a
+    ``file_runtime``).
 evaluable : bool
     ``bci evaluate`` scores it.
 exportable : bool
-    It exports to ONNX, so ``bci run`` can serve it from a model file.
+    It exports to ONNX, so ``bci run`` can serve it from an ``.onnx`` file.
+file_runtime : str | None
+    ``"module:attribute"`` of the loader ``(arrays, *, options) -> model`` that serves its
+    ``.npz`` model file (numpy forward pass; :func:`bci.decoder.open_model`): trained by
+    ``bci train --output MODEL.npz``, served where an ``.onnx`` goes.
 needs_torch : bool
     Building or training it imports torch.
 served_without_training : bool
@@ -41,11 +46,11 @@ from bci.registry import adapters, decoders
 def _register(name: str, target: str, *, paradigms: tuple[str, ...], help: str,
               trainable: bool = True, evaluable: bool = True, exportable: bool = True,
               needs_torch: bool = False, runtime: str | None = None, bank: bool = False,
-              federated: bool = False) -> None:
+              federated: bool = False, file_runtime: str | None = None) -> None:
     decoders.register(name, target, paradigms=paradigms, help=help, trainable=trainable,
                       evaluable=evaluable, exportable=exportable, needs_torch=needs_torch,
                       served_without_training=runtime is not None, runtime=runtime,
-                      bank=bank, federated=federated)
+                      bank=bank, federated=federated, file_runtime=file_runtime)
 
 
 _B = "bci.decoders.builders"
@@ -66,10 +71,17 @@ _register("rl-eegnet", f"{_B}:rl_eegnet", paradigms=("mi",), needs_torch=True,
           help="RL-EEGNet, deep Q-learning (Nallani & Ramachandran 2024); adapts online")
 _register("duin", f"{_B}:duin", paradigms=("seeg",), needs_torch=True,
           help="Du-IN speech decoding from sEEG (Zheng et al. 2024)")
-_register("mdm", f"{_B}:mdm", paradigms=("ssvep", "mi"), trainable=False, exportable=False,
-          help="Riemannian minimum distance to mean (pyriemann), evaluation baseline")
-_register("ts-lr", f"{_B}:ts_lr", paradigms=("mi",), trainable=False, exportable=False,
-          help="tangent space + logistic regression (pyriemann), evaluation baseline")
+# covariance decoders: fitted with pyriemann, served by numpy from one .npz model file
+_NPZ = "bci.decoders.riemann:load_model"
+_register("mdm", f"{_B}:mdm", paradigms=("ssvep", "mi"), exportable=False, file_runtime=_NPZ,
+          help="Riemannian minimum distance to mean; model file MODEL.npz")
+_register("fgmdm", f"{_B}:fgmdm", paradigms=("mi", "ssvep"), exportable=False,
+          file_runtime=_NPZ, help="MDM after Fisher geodesic filtering; model file MODEL.npz")
+_register("ts-lr", f"{_B}:ts_lr", paradigms=("mi", "ssvep"), exportable=False,
+          file_runtime=_NPZ,
+          help="tangent space + logistic regression; model file MODEL.npz")
+_register("ts-svm", f"{_B}:ts_svm", paradigms=("mi", "ssvep"), exportable=False,
+          file_runtime=_NPZ, help="tangent space + linear SVM; model file MODEL.npz")
 _register("meg-retrieval", "bci.decoders.meg_retrieval:train_retrieval", paradigms=("meg",),
           evaluable=False, needs_torch=True, bank=True,
           help="MEG → image retrieval (Benchetrit et al. 2024); --bank DIR of embeddings")

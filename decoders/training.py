@@ -28,6 +28,7 @@ from bci.devices.files import read_recording
 from bci import registry
 from bci.errors import BCIError, TrainingError
 from bci.metrics import itr_bits_per_min
+from bci.recording import Recording
 from bci.session import SessionConfig, TrainingConfig
 from bci.spec import DecoderSpec, WindowSpec, write_spec
 from bci.training_data import TrainingWindows, extract_windows
@@ -64,6 +65,11 @@ def decoder_options(name: str, config: SessionConfig) -> dict[str, Any]:
     t = config.training
     options = dict(t.decoders.get(name, {})) if t is not None else {}
     d = config.decoder
+    if (d is not None and d.kind == "onnx" and d.options
+            and registry.decoders.get(name).meta.get("file_runtime")):
+        # [decoder] recenter … of the .npz model bci run serves: evaluate scores the same
+        d = copy.copy(d)
+        d.kind = name
     if d is None or d.kind != name:
         return options
     for key, value in options.items():
@@ -122,16 +128,37 @@ def decoder_spec(name: str, estimator: Any, config: SessionConfig, info: mne.Inf
     )
 
 
+def _read(path: str | Path) -> list[tuple[int, Recording]]:
+    """A recording file as ``[(0, recording)]``; a published many-target SSVEP ``.mat``
+    set (:func:`bci.datasets.ssvep_jfpm.read_mat_trials`) as one recording per trial,
+    numbered by its block."""
+    if str(path).lower().endswith(".mat"):
+        from bci.datasets.ssvep_jfpm import read_mat_trials
+
+        return read_mat_trials(path)
+    return [(0, read_recording(path))]
+
+
 def load_windows(config: SessionConfig, spec: DecoderSpec,
                  paths: Sequence[str | Path]) -> TrainingWindows:
-    """Labelled windows of every recording in ``paths``, cut by the live code."""
-    parts = []
-    for i, path in enumerate(paths):
-        part = extract_windows(config, spec, read_recording(path))
-        part.recording[:] = i
-        parts.append(part)
-        log.info("%s: %d windows", path, len(part))
-    return TrainingWindows.concatenate(parts)
+    """Labelled windows of every recording in ``paths``, cut by the live code.
+
+    ``recording`` numbers the files in order; for a ``.mat`` set it numbers its blocks
+    (continuing across files), so that leave-one-block-out holds out one block.
+    """
+    parts, ids = [], []
+    offset = 0
+    for path in paths:
+        trials = _read(path)
+        for block, rec in trials:
+            parts.append(extract_windows(config, spec, rec))
+            ids.append(offset + block)
+        offset += max(block for block, _ in trials) + 1
+        log.info("%s: %d windows", path, sum(len(p) for p in parts[-len(trials):]))
+    data = TrainingWindows.concatenate(parts)
+    data.recording = np.concatenate([np.full(len(p), i, np.int64)
+                                     for p, i in zip(parts, ids, strict=True)])
+    return data
 
 
 @contextlib.contextmanager
@@ -147,7 +174,7 @@ def _estimator_errors(where: str = "") -> Iterator[None]:
 
 
 def _prepare(name: str, config: SessionConfig, first: str | Path):
-    rec = read_recording(first)
+    rec = _read(first)[0][1]
     classes = classes_of(config)
     with _estimator_errors(f"training.decoders.{name}"):
         estimator = make_decoder(name, config, float(rec.info["sfreq"]))
@@ -155,7 +182,19 @@ def _prepare(name: str, config: SessionConfig, first: str | Path):
     return estimator, spec, classes
 
 
-def _fit(estimator: Any, X: np.ndarray, y: np.ndarray, glob: TrainingWindows | None) -> Any:
+def _takes_groups(method: Callable) -> bool:
+    """Whether a ``fit``/``predict_proba`` takes ``groups`` (the file of each window:
+    covariance decoders re-centre each session at its own reference)."""
+    import inspect
+
+    try:
+        return "groups" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _fit(estimator: Any, X: np.ndarray, y: np.ndarray, glob: TrainingWindows | None,
+         groups: np.ndarray | None = None) -> Any:
     """Fit; with global-stage windows, fit on them first and fine-tune on ``X``."""
     if glob is not None and not hasattr(estimator, "fine_tune"):
         raise TrainingError(f"{type(estimator).__name__} has no global/fine-tune stages; "
@@ -164,6 +203,8 @@ def _fit(estimator: Any, X: np.ndarray, y: np.ndarray, glob: TrainingWindows | N
         if glob is not None:
             estimator.fit(glob.X, glob.y)
             return estimator.fine_tune(X, y)
+        if groups is not None and _takes_groups(estimator.fit):
+            return estimator.fit(X, y, groups=groups)
         return estimator.fit(X, y)
 
 
@@ -199,17 +240,27 @@ def train(config: SessionConfig, name: str, paths: Sequence[str | Path], *,
     if not entry.meta["trainable"]:
         raise TrainingError(f"{name} cannot be trained into an ONNX model; train one of "
                             f"{registry.decoders.names(trainable=True)}")
+    if entry.meta.get("file_runtime") and Path(output).suffix.lower() != ".npz":
+        raise TrainingError(f"--output: {name} is served from an .npz model file; expected "
+                            f"a path ending in .npz, found {str(output)!r}")
     estimator, spec, _ = _prepare(name, config, paths[0])
     data = load_windows(config, spec, paths)
     glob = load_windows(config, spec, global_paths) if global_paths else None
     t0 = time.perf_counter()
-    estimator = _fit(estimator, data.X, data.y, glob)
+    estimator = _fit(estimator, data.X, data.y, glob, groups=data.recording)
     seconds = time.perf_counter() - t0
     _check_class_order(estimator, spec)
-    train_acc = float(np.mean(estimator.predict(data.X) == data.y))
+    if _takes_groups(estimator.predict):
+        train_acc = float(np.mean(estimator.predict(data.X, groups=data.recording) == data.y))
+    else:
+        train_acc = float(np.mean(estimator.predict(data.X) == data.y))
     spec.extra.update(train_windows=len(data), train_seconds=round(seconds, 3),
                       train_files=[Path(p).name for p in paths])
-    write_spec(estimator.to_onnx(), spec, output)
+    if entry.meta.get("file_runtime"):
+        # served by numpy from one .npz file (arrays + spec), not exported to ONNX
+        estimator.save(output, spec)
+    else:
+        write_spec(estimator.to_onnx(), spec, output)
     state = None
     if hasattr(estimator, "adapt"):
         # decoders that learn online keep their trainable state next to the model
@@ -308,7 +359,9 @@ def _folds(split: str, data: TrainingWindows, n_splits: int, seed: int):
 def evaluate(config: SessionConfig, name: str, *, train: Sequence[str | Path],
              test: Sequence[str | Path] = (), split: str | None = None, n_splits: int = 5,
              global_paths: Sequence[str | Path] = (),
-             window: float | None = None) -> Evaluation:
+             window: float | None = None, recenter: str | None = None,
+             recenter_warmup: int | None = None,
+             recenter_forget: float | None = None) -> Evaluation:
     """Evaluate decoder ``name`` without leakage.
 
     Parameters
@@ -327,6 +380,13 @@ def evaluate(config: SessionConfig, name: str, *, train: Sequence[str | Path],
         Other subjects' recordings for a decoder's global stage (``ssvep-dnn``).
     window : float | None
         Window length in seconds from ``[window] tmin`` (default: ``tmax − tmin``).
+    recenter : str | None
+        ``"none"``, ``"session"`` or ``"online"`` re-centering of every test file (and of
+        each training file at its own mean): a covariance decoder's Riemannian
+        re-centering, any other decoder's Euclidean alignment
+        (:func:`bci.decoders.alignment.with_recentering`). ``None``: as the session says.
+    recenter_warmup, recenter_forget : optional
+        Online re-centering's warm-up (windows) and forgetting factor.
     """
     from dataclasses import replace
 
@@ -348,6 +408,15 @@ def evaluate(config: SessionConfig, name: str, *, train: Sequence[str | Path],
         config = replace(config, window=replace(config.window,
                                                 tmax=config.window.tmin + float(window)))
     estimator, spec, classes = _prepare(name, config, train[0])
+    if recenter is None and (recenter_warmup is not None or recenter_forget is not None):
+        raise TrainingError("--recenter-warmup/--recenter-forget: expected --recenter online "
+                            "with them, found no --recenter")
+    if recenter is not None:
+        from bci.decoders.alignment import with_recentering
+
+        with _estimator_errors("--recenter"):
+            estimator = with_recentering(estimator, recenter, warmup=recenter_warmup,
+                                         forget=recenter_forget)
     data = load_windows(config, spec, train)
     glob = load_windows(config, spec, global_paths) if global_paths else None
     if split == "cross-session":
@@ -361,9 +430,14 @@ def evaluate(config: SessionConfig, name: str, *, train: Sequence[str | Path],
     for tr, te in folds:
         est = _clone(estimator, clone)
         t0 = time.perf_counter()
-        est = _fit(est, tr.X, tr.y, glob)
+        est = _fit(est, tr.X, tr.y, glob, groups=tr.recording)
         seconds += time.perf_counter() - t0
-        p = np.asarray(est.predict_proba(te.X))
+        if _takes_groups(est.predict_proba):
+            # each test file is a session: re-centred at its own mean, or online from a
+            # fresh reference in time order, as bci run serves it
+            p = np.asarray(est.predict_proba(te.X, groups=te.recording))
+        else:
+            p = np.asarray(est.predict_proba(te.X))
         pred = np.asarray(est.classes_, str)[np.argmax(p, axis=1)]
         order = [list(map(str, est.classes_)).index(c) for c in classes]
         y_true.append(te.y)

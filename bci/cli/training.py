@@ -22,7 +22,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     # training-free decoders stay choices of `train`, which says how to serve them instead
     trainable = [e.name for e in registry.decoders
                  if e.meta["trainable"] or e.meta["served_without_training"]]
-    p = sub.add_parser("train", help="fit a decoder on recordings and write its .onnx file")
+    p = sub.add_parser("train", help="fit a decoder on recordings and write its model file "
+                       "(.onnx; .npz for the covariance decoders)")
     p.add_argument("session", help="session TOML file with [window] events and [training]")
     p.add_argument("--decoder", required=True, choices=trainable, metavar="NAME",
                    help=_decoder_help(trainable))
@@ -32,7 +33,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train", required=True, nargs="+", metavar="FILE", help="recordings")
     p.add_argument("--global", dest="global_", nargs="+", metavar="FILE",
                    help="other subjects' recordings for the global stage (ssvep-dnn)")
-    p.add_argument("--output", required=True, metavar="MODEL.onnx")
+    p.add_argument("--output", required=True, metavar="MODEL.onnx|MODEL.npz")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=train_command)
 
@@ -53,6 +54,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="other subjects' recordings for the global stage (ssvep-dnn)")
     p.add_argument("--window", type=float, default=None, metavar="SECONDS",
                    help="window length from [window] tmin (default: tmax − tmin)")
+    p.add_argument("--recenter", choices=("none", "session", "online"), default=None,
+                   help="re-centre each recording: covariance decoders at their Riemannian "
+                        "mean, the others by Euclidean alignment; session = the test file's "
+                        "mean from all its windows (upper bound), online = running mean of "
+                        "past windows only (default: as the session file says)")
+    p.add_argument("--recenter-warmup", type=int, default=None, metavar="N",
+                   help="online: windows decided at the training mean first (default 10)")
+    p.add_argument("--recenter-forget", type=float, default=None, metavar="W",
+                   help="online: smallest weight of a new window, in (0, 1] (default 0.05)")
     p.add_argument("--predictions", default=None, metavar="FILE.jsonl",
                    help="write each test window's prediction")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
@@ -83,7 +93,9 @@ def evaluate_command(args: argparse.Namespace) -> int:
                           follow="bci.decoders"):
         result = evaluate(config, args.decoder, train=args.train, test=args.test or (),
                           split=args.split, n_splits=args.n_splits,
-                          global_paths=args.global_ or (), window=args.window)
+                          global_paths=args.global_ or (), window=args.window,
+                          recenter=args.recenter, recenter_warmup=args.recenter_warmup,
+                          recenter_forget=args.recenter_forget)
     if args.predictions:
         result.write_predictions(args.predictions)
     summary = result.summary()

@@ -14,10 +14,10 @@ from bci.cli import build_parser
 from bci.session import SessionConfig
 
 META = {"paradigms", "help", "trainable", "evaluable", "exportable", "needs_torch",
-        "served_without_training", "runtime", "bank", "federated"}
+        "served_without_training", "runtime", "bank", "federated", "file_runtime"}
 #: The decoders the issue and the README name.
 NAMES = {"fbcca", "trca", "etrca", "ssvep-dnn", "csp-lda", "fbcsp", "eegnet", "rl-eegnet",
-         "duin", "mdm", "ts-lr", "meg-retrieval", "fleeg"}
+         "duin", "mdm", "fgmdm", "ts-lr", "ts-svm", "meg-retrieval", "fleeg"}
 
 
 def _choices(command: str) -> list[str]:
@@ -37,8 +37,9 @@ def test_every_decoder_is_registered_once_with_complete_meta():
         # served without a model file ⇔ a runtime builder; never also trained into one
         assert e.meta["served_without_training"] == (e.meta["runtime"] is not None)
         assert not (e.meta["served_without_training"] and e.meta["trainable"])
-        # what `bci train` writes, `bci run` serves
-        assert e.meta["exportable"] or not e.meta["trainable"], e.name
+        # what `bci train` writes (.onnx, or .npz for a file runtime), `bci run` serves
+        assert e.meta["exportable"] or e.meta["file_runtime"] or not e.meta["trainable"], \
+            e.name
     assert registry.decoders.names(served_without_training=True) == ["fbcca"]
     assert registry.decoders.names(bank=True) == ["meg-retrieval"]
 
@@ -46,7 +47,7 @@ def test_every_decoder_is_registered_once_with_complete_meta():
 def test_cli_choices_come_from_the_registry():
     assert _choices("evaluate") == registry.decoders.names(evaluable=True)
     assert _choices("train") == ["fbcca", *registry.decoders.names(trainable=True)]
-    assert "mdm" not in _choices("train") and "meg-retrieval" not in _choices("evaluate")
+    assert "mdm" in _choices("train") and "meg-retrieval" not in _choices("evaluate")
 
 
 def test_registering_and_choices_import_no_torch():
@@ -71,7 +72,8 @@ def test_targets_resolve_and_builders_build(name):
         assert callable(registry.resolve(entry.meta["runtime"]))
     if not entry.meta["evaluable"]:
         return
-    if name in ("mdm", "ts-lr") and importlib.util.find_spec("pyriemann") is None:
+    covariance = ("mdm", "fgmdm", "ts-lr", "ts-svm")
+    if name in covariance and importlib.util.find_spec("pyriemann") is None:
         pytest.skip("needs pyriemann (the train extra)")
     paradigm = entry.meta["paradigms"][0]
     config = SessionConfig.from_dict({
