@@ -1,4 +1,5 @@
-"""Decoders behind one interface: ONNX models (onnxruntime) and numpy decoders (FBCCA).
+"""Decoders behind one interface: ONNX models (onnxruntime) and numpy decoders (FBCCA,
+and the covariance decoders served from an ``.npz`` model file).
 
 ``Decoder.run(window)`` takes one window and returns the output vector: class
 probabilities in the order of ``spec.classes``, or a continuous output or embedding.
@@ -101,6 +102,7 @@ class OnnxDecoder:
                 f"bands, channels, times), found shape {shape}"
             )
         self._shape = tuple(d if isinstance(d, int) else None for d in shape[1:])
+        self._dynamic_batch = not isinstance(shape[0], int) or shape[0] != 1
         self._normalise = self.spec.output in ("logits", "scores")
         out_shape = self.session.get_outputs()[0].shape
         last = out_shape[-1] if out_shape else None
@@ -133,6 +135,26 @@ class OnnxDecoder:
         out = self.session.run(None, {self.input_name: window[None]})[0][0]
         out = np.asarray(out, np.float64).ravel()
         return softmax(out) if self._normalise else out
+
+    def run_batch(self, windows: np.ndarray) -> np.ndarray:
+        """Decode a stack of windows in one onnxruntime call.
+
+        Parameters
+        ----------
+        windows : ndarray, shape (n_windows, *input_shape)
+
+        Returns
+        -------
+        ndarray of float64, shape (n_windows, n_outputs)
+            Row ``i`` is what :meth:`run` gives for ``windows[i]`` (where the model's
+            kernels do not depend on the batch size; :meth:`bci.pipeline.Pipeline.decode_batch`
+            checks). A model with a fixed batch of 1 is run one window at a time.
+        """
+        if not self._dynamic_batch:
+            return np.stack([self.run(w) for w in windows])
+        out = self.session.run(None, {self.input_name: windows})[0]
+        out = np.asarray(out, np.float64).reshape(len(windows), -1)
+        return np.stack([softmax(o) for o in out]) if self._normalise else out
 
 
 class NumpyDecoder:
@@ -170,11 +192,101 @@ class NumpyDecoder:
             return np.asarray(self.estimator.predict_proba(window[None])[0], np.float64)
 
 
+class NpzDecoder:
+    """A decoder served by numpy from one ``.npz`` model file (no pickle).
+
+    The file holds the fitted arrays and, under ``bci``, the spec's JSON; the spec's
+    ``extra["decoder"]`` names the decoder of :data:`bci.registry.decoders` whose
+    ``file_runtime`` loader turns the arrays into a model with ``run(window)`` and
+    ``input_shape()`` (the covariance decoders of :mod:`bci.decoders.riemann`).
+
+    Parameters
+    ----------
+    path : str | Path
+    threads : int
+        BLAS/OpenMP threads while decoding (as :class:`NumpyDecoder`).
+    options : dict | None
+        ``[decoder]`` options passed to the loader (``recenter`` …).
+
+    Raises
+    ------
+    ModelError
+        Naming the file, what was expected and what was found: not a numpy archive,
+        truncated, no spec, a decoder not served from ``.npz``, missing or malformed
+        arrays.
+    """
+
+    def __init__(self, path: str | Path, *, threads: int = 1,
+                 options: dict[str, Any] | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelError(f"decoder file {self.path} does not exist")
+        try:
+            with np.load(self.path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except Exception as err:  # zipfile, zlib, numpy format and OS errors
+            raise ModelError(
+                f"cannot load decoder {self.path}: expected an .npz model file written by "
+                f"bci train, found {type(err).__name__}: {str(err).strip()[:200]} (a "
+                "truncated or damaged file?)") from None
+        if SPEC_KEY not in arrays or np.asarray(arrays[SPEC_KEY]).dtype.kind != "U" \
+                or np.asarray(arrays[SPEC_KEY]).ndim != 0:
+            raise ModelError(f"decoder {self.path}: expected a '{SPEC_KEY}' entry holding "
+                             f"the spec JSON, found arrays {sorted(arrays)}")
+        try:
+            self.spec = DecoderSpec.from_json(str(arrays.pop(SPEC_KEY)), source=str(self.path))
+        except SpecError as err:
+            raise ModelError(str(err)) from None
+        name = self.spec.extra.get("decoder", self.spec.name)
+        served = [e.name for e in registry.decoders if e.meta.get("file_runtime")]
+        if name not in served:
+            raise ModelError(f"decoder {self.path}: its spec names decoder {name!r}; expected "
+                             f"one served from an .npz file: {served}")
+        load = registry.resolve(registry.decoders.get(name).meta["file_runtime"])
+        try:
+            self.model = load(arrays, options=options or {})
+        except (KeyError, ValueError, TypeError) as err:
+            raise ModelError(f"decoder {self.path} ({name}): {err}") from None
+        classes = [str(c) for c in getattr(self.model, "classes", self.spec.classes)]
+        if classes != list(self.spec.classes):
+            raise ModelError(f"decoder {self.path}: its spec names classes "
+                             f"{self.spec.classes}, its arrays {classes}")
+        self.threads = threads
+        self._pools: ThreadpoolController | None = None
+
+    def input_shape(self) -> tuple[int | None, ...]:
+        return tuple(self.model.input_shape())
+
+    def run(self, window: np.ndarray) -> np.ndarray:
+        if self._pools is None:
+            self._pools = ThreadpoolController()
+        with self._pools.limit(limits=int(self.threads)):
+            return np.asarray(self.model.run(window), np.float64)
+
+
+def open_model(path: str | Path, *, threads: int = 1,
+               options: dict[str, Any] | None = None) -> OnnxDecoder | NpzDecoder:
+    """The decoder of a model file, by its suffix: ``.npz`` (numpy) or ONNX (any other).
+
+    Raises
+    ------
+    ModelError
+        A missing or unreadable file, or ``options`` an ONNX model does not take.
+    """
+    if Path(path).suffix.lower() == ".npz":
+        return NpzDecoder(path, threads=threads, options=options)
+    if options:
+        raise ModelError(f"decoder {path}: options {sorted(options)} apply to covariance "
+                         "decoders served from an .npz file, not to an ONNX model")
+    return OnnxDecoder(path, threads=threads)
+
+
 def load_decoder(decoder: DecoderConfig, *, info: mne.Info,
                  window: Callable[[], WindowSpec]) -> Decoder:
     """The decoder a session's ``[decoder]`` table names, for a stream described by ``info``.
 
-    ``kind = "onnx"`` loads the model file. Any other kind is a decoder of
+    ``kind = "onnx"`` loads the model file (an ``.npz`` file is served by numpy, see
+    :func:`open_model`). Any other kind is a decoder of
     :data:`bci.registry.decoders` served without a model file (FBCCA): its entry's
     ``runtime`` builder makes it from the table's options, the stream's ``info`` and
     the session's window.
@@ -194,7 +306,8 @@ def load_decoder(decoder: DecoderConfig, *, info: mne.Info,
         When ``kind`` names no decoder served without a model file.
     """
     if decoder.kind == "onnx":
-        return OnnxDecoder(decoder.path, threads=decoder.threads)
+        return open_model(decoder.path, threads=decoder.threads,
+                          options=decoder.options or None)
     served = registry.decoders.names(served_without_training=True)
     if decoder.kind not in served:
         hint = ""

@@ -159,6 +159,7 @@ class Pipeline:
                 f"{float(out_info['sfreq']) / self.decimation:g} Hz) give {found}"
             )
         self.n_decisions = 0
+        self._batch_ok: bool | None = None  # batched decoding checked identical (decode_batch)
         self.bank, self.top_k = self._retrieval(spec)
         self._check_outputs(found)
 
@@ -253,6 +254,48 @@ class Pipeline:
         start = self.clock()
         output = self.decoder.run(window.data)
         inferred = self.clock()
+        return self._decision(window, output, start, inferred, inferred - start, live=live)
+
+    def decode_batch(self, windows: list[Window]) -> list[Decision]:
+        """Decode windows of a recording in one decoder call (unpaced replay).
+
+        The decisions are those :meth:`decode` gives one window at a time: a decoder
+        that cannot batch (no ``run_batch``) is called per window, and one whose
+        batched output differs in any bit from its single-window output is used one
+        window at a time from then on (checked on the first batch). Each decision's
+        ``inference`` stage is its share of the batch's time; ``queue`` includes the
+        wait for the batch to fill.
+
+        Parameters
+        ----------
+        windows : list of Window
+            In the order they were cut.
+
+        Returns
+        -------
+        list of Decision
+            One per window, in order.
+        """
+        run_batch = getattr(self.decoder, "run_batch", None)
+        if run_batch is None or len(windows) < 2 or self._batch_ok is False:
+            return [self.decode(w, live=False) for w in windows]
+        start = self.clock()
+        outputs = run_batch(np.stack([w.data for w in windows]))
+        inferred = self.clock()
+        if self._batch_ok is None:
+            # one window at a time must give exactly the same numbers (byte-identical
+            # replays); kernels that depend on the batch size make it fall back
+            probe = [0, len(windows) - 1]
+            self._batch_ok = all(
+                np.array_equal(self.decoder.run(windows[i].data), outputs[i]) for i in probe)
+            if not self._batch_ok:
+                return [self.decode(w, live=False) for w in windows]
+        share = (inferred - start) / len(windows)
+        return [self._decision(w, out, start, inferred, share, live=False)
+                for w, out in zip(windows, outputs, strict=True)]
+
+    def _decision(self, window: Window, output: np.ndarray, start: float, inferred: float,
+                  inference: float, *, live: bool) -> Decision:
         if not np.all(np.isfinite(output)):
             raise ModelError(f"the decoder returned non-finite output {output}")
         spec = self.decoder.spec
@@ -275,7 +318,7 @@ class Pipeline:
             "filter": t["filtered"] - t["arrived"],
             "window": t["cut"] - t["filtered"],
             "queue": start - t["cut"],
-            "inference": inferred - start,
+            "inference": inference,
             "emit": emitted - inferred,
         }
         if live:

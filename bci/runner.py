@@ -12,8 +12,9 @@ its decode thread through a bounded backlog, and when the decoder falls behind t
 oldest waiting window is dropped and counted (sliding windows keep only the newest;
 epochs keep up to 16), so the lag cannot grow. Samples are never dropped. Unpaced (a
 recording), every window is decoded, in order, in the calling thread, as fast as the
-machine allows: the output depends on the data alone, and equals the live session's
-whenever the live decoder kept up.
+machine allows (:func:`run_replay` cuts windows in a second thread and decodes them in
+batches, which changes nothing in the output): the output depends on the data alone,
+and equals the live session's whenever the live decoder kept up.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,6 +46,14 @@ log = logging.getLogger(__name__)
 
 WindowSink = Callable[[Window, Decision], None]
 
+
+#: Windows a replay decodes per decoder call, and whether it filters in a second thread
+#: (benchmarks/replay_throughput.py measures both; the decisions do not depend on them).
+#: On the 2-core development machine (EEGNet-sized model, 64 ch at 1000 Hz) the second
+#: thread gave +12 % (one onnxruntime thread) and batches of 64 +15 % more with two
+#: onnxruntime threads (no change with one).
+REPLAY_BATCH = 64
+REPLAY_PREFETCH = True
 
 #: Decisions a :class:`SessionResult` keeps (the newest); the rest went to the sinks.
 KEEP_DECISIONS = 1000
@@ -168,6 +177,67 @@ class Branch:
         self.result.add(decision)
         return decision
 
+    def take_batch(self, windows: list[Window]) -> None:
+        """Decode a recording's windows in one decoder call; as :meth:`take` for each."""
+        for hook in self.on_window:
+            for window in windows:
+                hook(window)
+        if callable(self.decode):
+            windows = [w for w in windows if self.decode(w)]
+        elif not self.decode:
+            return
+        for decision in self.pipeline.decode_batch(windows):
+            for sink in self.sinks:
+                sink(decision)
+            self.result.add(decision)
+
+
+def _prefetched(windows: Iterator[tuple[int, Window]], *,
+                size: int) -> Generator[tuple[int, Window], None, None]:
+    """Run a window generator in a second thread, ``size`` windows ahead (unpaced).
+
+    Its exceptions are raised here, in order; closing this generator stops the thread.
+    """
+    import queue
+
+    q: queue.Queue = queue.Queue(maxsize=size)
+    done = object()
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in windows:
+                if not put(item):
+                    return
+        except BaseException as err:  # handed to the consumer
+            put((None, err))
+            return
+        put(done)
+
+    thread = threading.Thread(target=produce, name="bci-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if item[0] is None:
+                raise item[1]
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+        windows.close()
+
 
 class DecodeWorker:
     """Decodes a branch's windows in its own thread so that acquisition never waits.
@@ -286,13 +356,21 @@ class Loop:
         timestamps' (a ``rate`` event beyond 1 %) and the amplitudes with volts (an
         ``amplitude`` event for likely microvolts); both depend on the data alone, so
         replay reports what live did.
+    batch : int
+        Unpaced only: windows of a branch decoded in one decoder call
+        (:meth:`bci.pipeline.Pipeline.decode_batch`; the decisions are those of one
+        window at a time). Branches with ``window_sinks`` (online learning, which must
+        learn from a decision before the next window) are decoded one at a time.
+    prefetch : bool
+        Unpaced only: read, check, filter and cut windows in a second thread while this
+        one decodes (the order of windows and decisions is unchanged).
     """
 
     def __init__(
         self, source: Source, branches: Sequence[Branch] = (), *, paced: bool,
         record: RawSink | None = None, gap_tolerance: float | None = None,
         stall_timeout: float | None = None, clock_tolerance: float = 0.25, poll: float = 0.05,
-        check_span: float = 5.0,
+        check_span: float = 5.0, batch: int = 1, prefetch: bool = False,
     ) -> None:
         if source.info is None:
             raise ValueError("open the source before running the loop on it")
@@ -310,6 +388,10 @@ class Loop:
             src_cfg.stall_timeout if src_cfg is not None else 1.0)
         self.clock_tolerance = clock_tolerance
         self.poll = poll
+        if not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be a positive integer, found {batch!r}")
+        self.batch = batch if not paced else 1
+        self.prefetch = prefetch and not paced
         #: What the loop noticed, and what the source told, in order.
         self.events: list[SourceEvent] = []
         #: Samples received so far, and the timestamp of the newest.
@@ -465,10 +547,24 @@ class Loop:
                     raise worker.error
 
         n_stats = 0
+        pending: list[list[Window]] = [[] for _ in self.branches]
+        batched = [self.batch > 1 and not b.window_sinks for b in self.branches]
+
+        def flush(i: int) -> None:
+            self.branches[i].take_batch(pending[i])
+            pending[i] = []
+
+        windows = self.windows(stop=stop, duration=duration, check=check)
+        if self.prefetch:
+            windows = _prefetched(windows, size=max(8, 2 * self.batch))
         try:
-            for i, window in self.windows(stop=stop, duration=duration, check=check):
+            for i, window in windows:
                 if workers:
                     workers[i].submit(window)
+                elif batched[i]:
+                    pending[i].append(window)
+                    if len(pending[i]) >= self.batch:
+                        flush(i)
                 else:
                     self.branches[i].take(window, live=live)
                 if on_stats is not None and clock() - t0 >= stats_every * (n_stats + 1):
@@ -477,7 +573,11 @@ class Loop:
                     on_stats({**p.windower.counts.as_dict(),
                               "skipped_backlog": workers[0].skipped_backlog if workers else 0,
                               "nonfinite_samples": p.guard.n_flagged_})
+            for i in range(len(self.branches)):
+                if pending[i]:
+                    flush(i)
         finally:
+            windows.close()
             for worker in workers:
                 worker.close()
         check()
@@ -504,10 +604,12 @@ class Loop:
 def run(source: Source, branches: Sequence[Branch], *, paced: bool,
         record: RawSink | None = None, stop: threading.Event | None = None,
         duration: float | None = None, gap_tolerance: float | None = None,
-        stall_timeout: float | None = None) -> list[SessionResult]:
+        stall_timeout: float | None = None, batch: int = 1,
+        prefetch: bool = False) -> list[SessionResult]:
     """Run :class:`Loop` on an opened source (see there); one result per branch."""
     return Loop(source, branches, paced=paced, record=record, gap_tolerance=gap_tolerance,
-                stall_timeout=stall_timeout).run(stop=stop, duration=duration)
+                stall_timeout=stall_timeout, batch=batch,
+                prefetch=prefetch).run(stop=stop, duration=duration)
 
 
 def replay_windows(pipeline: Pipeline, recording: Recording, *,
@@ -541,7 +643,7 @@ def run_live(
     on_ready: Callable[[Pipeline], None] | None = None,
     on_stats: Callable[[dict[str, int]], None] | None = None,
 ) -> SessionResult:
-    """Run a session against its live source (an LSL stream, see ``[source]``).
+    """Run a session against its live source (``[source] kind``: an LSL stream, a board).
 
     Parameters
     ----------
@@ -562,7 +664,8 @@ def run_live(
     A recording that fails (disk full, unwritable) stops with a ``record_failed`` event;
     the session goes on, or ends when ``[outputs] on_record_error = "stop"``.
     """
-    source = registry.sources.get("lsl", where="source").load().from_config(config.source)
+    source = registry.sources.get(config.source.kind, where="source.kind").load().from_config(
+        config.source)
     closers: list[Callable[[], Any]] = [source.close]
     adaptation = None
     stop = stop if stop is not None else threading.Event()
@@ -623,7 +726,8 @@ def run_live(
 def run_replay(
     config: SessionConfig, recording: Recording, *, output: str | Path | None = None,
     timing: bool = False, chunk_size: int = 32,
-    callbacks: Iterable[Callable[[Decision], None]] = (),
+    callbacks: Iterable[Callable[[Decision], None]] = (), batch: int = REPLAY_BATCH,
+    prefetch: bool = REPLAY_PREFETCH,
 ) -> SessionResult:
     """Run a session over a recording as fast as possible (the loop, unpaced).
 
@@ -639,6 +743,11 @@ def run_replay(
         Samples per chunk fed to the chain (the output does not depend on it).
     callbacks : iterable of callables
         Called with every decision.
+    batch : int
+        Windows decoded per decoder call (the decisions do not depend on it; see
+        :meth:`bci.pipeline.Pipeline.decode_batch`).
+    prefetch : bool
+        Filter and cut windows in a second thread while decoding (same decisions).
     """
     source = RecordingSource(recording, chunk_size=chunk_size)
     info = source.open()
@@ -649,7 +758,8 @@ def run_replay(
         jsonl = JsonlLog(output, timing=timing)
         sinks.insert(0, jsonl)
     try:
-        (result,) = run(source, [Branch(pipeline, sinks)], paced=False)
+        (result,) = run(source, [Branch(pipeline, sinks)], paced=False, batch=batch,
+                        prefetch=prefetch)
     finally:
         if jsonl is not None:
             jsonl.close()

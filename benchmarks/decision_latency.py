@@ -10,7 +10,14 @@ The anchor is what a user would otherwise assemble: ``mne_lsl.stream.StreamLSL``
 its own filters and reference (acquisition thread every 1 ms), polled in a loop every
 1 ms; every 50 new samples, ``get_data(winsize=1)``, keep every 8th sample, run the model.
 
-    python benchmarks/decision_latency.py --decisions 2000
+    python benchmarks/decision_latency.py --decisions 5000
+    python benchmarks/decision_latency.py --chunk-size 1 --channels 256 --json
+    python benchmarks/decision_latency.py --pull block poll:0.0002 poll:0.001 --no-anchor
+
+``--pull`` compares ways of waiting for data (:class:`bci.devices.lsl_source.LSLSource`
+``wait``): each variant runs ``--decisions`` decisions, in ``--rounds`` interleaved
+segments, against the same amplifier; the first variant is the one compared with the
+anchor. ``--json`` ends with one JSON object on the last line.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from bci.lslconfig import get_pylsl
 
 pylsl = get_pylsl()
 
+from bci.devices.lsl_source import LSLSource  # noqa: E402
 from bci.devices.simulated_amplifier import spawn, stop_spawned  # noqa: E402
 from eegnet_session import (  # noqa: E402
     CHUNK,
@@ -41,15 +49,42 @@ from eegnet_session import (  # noqa: E402
     write_model,
 )
 
+from bci.decision import STAGES  # noqa: E402
 from bci.runner import run_live  # noqa: E402
 
 
-def runtime(model: Path, name: str, n: int) -> dict:
-    result = run_live(session(model, name), duration=n * STEP_S + WINDOW_S + 1.0)
-    s = result.latency.summary()
-    return {"total": s["total"], "overhead": s["overhead"],
-            "inference": s["stages"]["inference"], "stages": s["stages"],
-            "skipped_backlog": result.counts["skipped_backlog"]}
+def parse_pull(variant: str) -> tuple[str, float | None]:
+    """``block`` or ``poll:SECONDS`` → (wait, poll_interval)."""
+    wait, _, interval = variant.partition(":")
+    if wait not in ("block", "poll"):
+        raise SystemExit(f"--pull: expected 'block' or 'poll:SECONDS', found {variant!r}")
+    return wait, float(interval) if interval else None
+
+
+def runtime_segment(model: Path, name: str, n: int, variant: str) -> tuple[list, int]:
+    """Run the runtime for about ``n`` decisions with a pull variant; its decisions."""
+    wait, interval = parse_pull(variant)
+    LSLSource.WAIT = wait  # the session's source is built inside run_live
+    if interval is not None:
+        LSLSource.POLL_INTERVAL = interval
+    decisions: list = []
+    result = run_live(session(model, name), duration=n * STEP_S + WINDOW_S + 0.5,
+                      callbacks=[decisions.append])
+    return decisions[1:], result.counts["skipped_backlog"]  # the first one warms up
+
+
+def summarise(decisions: list, skipped: int) -> dict:
+    total = np.array([d.latency for d in decisions])
+    stages = {s: np.array([d.stages[s] for d in decisions]) for s in STAGES}
+    worst = decisions[int(np.argmax(total))]
+    after = sum(stages[s] for s in ("filter", "window", "queue", "emit"))
+    return {"total": percentiles_ms(total),
+            "overhead": percentiles_ms(total - stages["inference"]),
+            "after_arrival": percentiles_ms(after),
+            "inference": percentiles_ms(stages["inference"]),
+            "stages": {s: percentiles_ms(v) for s, v in stages.items()},
+            "max_stages_ms": {s: 1e3 * v for s, v in worst.stages.items()},
+            "skipped_backlog": skipped}
 
 
 def anchor(model: Path, name: str, n: int) -> dict:
@@ -88,39 +123,78 @@ def anchor(model: Path, name: str, n: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--decisions", type=int, default=2000)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--chunk-size", type=int, default=CHUNK,
+                        help="samples per chunk the simulated amplifier pushes")
+    parser.add_argument("--channels", type=int, default=N_CHANNELS)
+    parser.add_argument("--pull", nargs="+", default=[LSLSource.WAIT],
+                        help="pull variants: 'block' or 'poll:SECONDS' (first: vs anchor)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="interleaved segments per pull variant")
+    parser.add_argument("--no-anchor", action="store_true", help="skip the MNE-LSL loop")
+    parser.add_argument("--json", action="store_true",
+                        help="end with one JSON object on the last line")
     args = parser.parse_args()
     tag = uuid.uuid4().hex[:6]
     name = f"bench-amp-{tag}"
+    per_segment = -(-args.decisions // args.rounds)
+    runs = {v: [] for v in args.pull}
+    skipped = dict.fromkeys(args.pull, 0)
+    theirs = None
     with tempfile.TemporaryDirectory() as tmp:
-        model = write_model(Path(tmp) / "eegnet.onnx")
-        seconds = 2 * (args.decisions * STEP_S + WINDOW_S) + 30
-        sim = spawn(paradigm="mi", n_channels=N_CHANNELS, sfreq=SFREQ, chunk_size=CHUNK,
-                    name=name, marker_name=f"{name}-markers", seed=1, duration=seconds)
+        model = write_model(Path(tmp) / "eegnet.onnx", n_channels=args.channels)
+        seconds = (len(args.pull) + 1) * (args.decisions * STEP_S + 2 * args.rounds) + 60
+        sim = spawn(paradigm="mi", n_channels=args.channels, sfreq=SFREQ,
+                    chunk_size=args.chunk_size, name=name, marker_name=f"{name}-markers",
+                    seed=1, duration=seconds)
         try:
-            ours = runtime(model, name, args.decisions)
-            theirs = anchor(model, name, args.decisions)
+            for _ in range(args.rounds):
+                for variant in args.pull:
+                    got, n_skipped = runtime_segment(model, name, per_segment, variant)
+                    runs[variant] += got
+                    skipped[variant] += n_skipped
+            if not args.no_anchor:
+                theirs = anchor(model, name, args.decisions)
         finally:
             stop_spawned(sim)
+    variants = {v: summarise(d, skipped[v]) for v, d in runs.items()}
+    ours = variants[args.pull[0]]
     out = {
-        "decisions": args.decisions, "runtime": ours, "mne_lsl_anchor": theirs,
-        "ratio_p50": theirs["total"]["p50"] / ours["total"]["p50"],
-        "ratio_p99": theirs["total"]["p99"] / ours["total"]["p99"],
+        "decisions": len(runs[args.pull[0]]), "channels": args.channels,
+        "chunk_size": args.chunk_size, "pull": args.pull[0],
+        "runtime_p50_ms": ours["total"]["p50"], "runtime_p99_ms": ours["total"]["p99"],
+        "runtime_max_ms": ours["total"]["max"],
+        "overhead_p99_ms": ours["overhead"]["p99"],
+        "after_arrival_p99_ms": ours["after_arrival"]["p99"],
+        "pull_p50_ms": ours["stages"]["pull"]["p50"],
+        "pull_p99_ms": ours["stages"]["pull"]["p99"],
+        "anchor_p50_ms": theirs["total"]["p50"] if theirs else None,
+        "anchor_p99_ms": theirs["total"]["p99"] if theirs else None,
+        "ratio_p50": theirs["total"]["p50"] / ours["total"]["p50"] if theirs else None,
+        "ratio_p99": theirs["total"]["p99"] / ours["total"]["p99"] if theirs else None,
+        "runtime": ours, "mne_lsl_anchor": theirs, "pull_variants": variants,
     }
-    if args.json:
-        print(json.dumps(out))
-        return
-    print(f"decision latency over {args.decisions} decisions, 64 ch @ 1000 Hz, chunks of "
-          f"{CHUNK}, window {WINDOW_S:g} s every {STEP_S * 1e3:g} ms (ms)")
-    print(f"{'':28}{'p50':>9}{'p99':>9}{'max':>9}")
-    for label, r in (("runtime", ours), ("MNE-LSL loop (anchor)", theirs)):
+    print(f"decision latency over {out['decisions']} decisions, {args.channels} ch @ "
+          f"{SFREQ:g} Hz, chunks of {args.chunk_size}, window {WINDOW_S:g} s every "
+          f"{STEP_S * 1e3:g} ms (ms)")
+    print(f"{'':34}{'p50':>9}{'p99':>9}{'max':>9}")
+    rows = [(f"runtime ({args.pull[0]})", ours)] + ([("MNE-LSL loop (anchor)", theirs)]
+                                                   if theirs else [])
+    for label, r in rows:
         for part in ("total", "inference", "overhead"):
             s = r[part]
-            print(f"{label + ' ' + part:28}{s['p50']:9.3f}{s['p99']:9.3f}{s['max']:9.3f}")
-    print(f"anchor / runtime: p50 ×{out['ratio_p50']:.2f}, p99 ×{out['ratio_p99']:.2f}; "
-          f"runtime windows dropped by the backlog policy: {ours['skipped_backlog']}")
-    print("runtime stages p50/p99 (ms): " + ", ".join(
-        f"{k} {v['p50']:.3f}/{v['p99']:.3f}" for k, v in ours["stages"].items()))
+            print(f"{label + ' ' + part:34}{s['p50']:9.3f}{s['p99']:9.3f}{s['max']:9.3f}")
+    if theirs:
+        print(f"anchor / runtime: p50 ×{out['ratio_p50']:.2f}, p99 ×{out['ratio_p99']:.2f}")
+    for v, r in variants.items():
+        print(f"[{v}] windows dropped by the backlog policy: {r['skipped_backlog']}; "
+              "stages p50/p99 (ms): " + ", ".join(
+                  f"{k} {s['p50']:.3f}/{s['p99']:.3f}" for k, s in r["stages"].items()))
+        print(f"[{v}] after arrival (filter + window + queue + emit) p50/p99 "
+              f"{r['after_arrival']['p50']:.3f}/{r['after_arrival']['p99']:.3f}")
+        print(f"[{v}] slowest decision {r['total']['max']:.3f} ms: " + ", ".join(
+            f"{k} {t:.3f}" for k, t in r["max_stages_ms"].items()))
+    if args.json:
+        print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -25,15 +25,21 @@ PREPROCESSING = [
 ]
 
 
-def write_model(path: Path) -> Path:
-    """Write the EEGNet-sized decoder with its spec to ``path``."""
+def write_model(path: Path, *, n_channels: int = N_CHANNELS) -> Path:
+    """Write the EEGNet-sized decoder with its spec to ``path``.
+
+    ``n_channels`` other than 64 takes the first channels of
+    :func:`~bci.datasets.synthetic.pick_channels` (the simulator's own order).
+    """
     n_times = round(WINDOW_S * SFREQ / DECIMATION)
+    channels = CHANNELS if n_channels == N_CHANNELS else pick_channels(n_channels,
+                                                                       paradigm="mi")
     spec = DecoderSpec(
-        paradigm="mi", classes=["left", "right", "feet", "rest"], ch_names=CHANNELS,
+        paradigm="mi", classes=["left", "right", "feet", "rest"], ch_names=channels,
         sfreq=SFREQ, window=WindowSpec(mode="sliding", length=WINDOW_S, step=STEP_S),
         preprocessing=PREPROCESSING, name="EEGNet-sized (random weights, benchmark load)",
     )
-    write_spec(eegnet_sized_model(N_CHANNELS, n_times, 4, kernel=64), spec, path)
+    write_spec(eegnet_sized_model(n_channels, n_times, 4, kernel=64), spec, path)
     return path
 
 

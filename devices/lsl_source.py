@@ -12,6 +12,7 @@ faults are found by the loop (:class:`bci.runner.Loop`), the same way for every 
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import time
 
@@ -156,15 +157,34 @@ class LSLSource:
         Names for a stream whose header carries no channel labels.
     max_buffered : float
         Seconds liblsl buffers for us while we are busy.
-    poll_interval : float
-        Seconds between polls of the inlet while waiting for data.
+    wait : {"block", "poll"} | None
+        How a pull waits for data when none is there: ``"block"`` waits inside liblsl
+        for the first sample (woken by the sample itself), then takes whatever else has
+        arrived; ``"poll"`` asks without blocking every ``poll_interval`` s. Default:
+        :attr:`WAIT`.
+    poll_interval : float | None
+        Seconds between polls with ``wait="poll"`` (default: :attr:`POLL_INTERVAL`).
+
+    Notes
+    -----
+    Samples and timestamps land in buffers allocated once at :meth:`open` (liblsl
+    writes straight into them); the only array made per chunk is the chunk's own
+    float32 ``(n_channels, n_samples)`` copy, which the chain and the recorder may keep.
+    liblsl's blocking pull returns when ``max_samples`` have come or the timeout has
+    passed, so a blocking pull of a whole buffer waits out its timeout; waiting for one
+    sample, then draining, returns as soon as data arrive.
     """
+
+    #: Default of ``wait`` (benchmarks/decision_latency.py ``--pull`` compares them).
+    WAIT = "block"
+    #: Default of ``poll_interval``.
+    POLL_INTERVAL = 2e-4
 
     def __init__(
         self, *, name: str | None = None, type: str | None = None,
         source_id: str | None = None, resolve_timeout: float = 10.0, dejitter: bool = False,
         ch_names: list[str] | None = None, max_buffered: float = 360.0,
-        poll_interval: float = 2e-4,
+        wait: str | None = None, poll_interval: float | None = None,
     ) -> None:
         self.query = {"name": name, "type": type, "source_id": source_id}
         _predicate(name, type, source_id)
@@ -172,7 +192,10 @@ class LSLSource:
         self.dejitter = dejitter
         self.ch_names = ch_names
         self.max_buffered = max_buffered
-        self.poll_interval = poll_interval
+        self.wait = self.WAIT if wait is None else wait
+        if self.wait not in ("block", "poll"):
+            raise ConfigError(f"wait: expected 'block' or 'poll', found {self.wait!r}")
+        self.poll_interval = self.POLL_INTERVAL if poll_interval is None else poll_interval
         self.events: list[SourceEvent] = []
         self.n_samples = 0
         self._inlet = None
@@ -196,6 +219,11 @@ class LSLSource:
                 "numeric samples (is this a marker stream?)"
             )
         self._buf = np.empty((self._max_samples, n), dtype=dtype)
+        self._ts = np.empty(self._max_samples, np.float64)
+        self._n_channels = n
+        self._row_bytes = self._buf.itemsize * n
+        self._buf_addr, self._ts_addr = self._buf.ctypes.data, self._ts.ctypes.data
+        self._err = ctypes.c_int()
         return self.info
 
     def _open_inlet(self, stream_info) -> None:
@@ -206,6 +234,8 @@ class LSLSource:
             processing_flags=flags,
         )
         self._inlet.open_stream(timeout=self.resolve_timeout)
+        # liblsl's numeric pull, called with the preallocated buffers (see _pull_into)
+        self._pull_fn = getattr(self._inlet, "do_pull_chunk", None)
 
     def _event(self, kind: str, now: float, **detail) -> None:
         self.events.append(SourceEvent(kind, now, detail))
@@ -225,31 +255,57 @@ class LSLSource:
         if self._inlet is None:
             self._try_reconnect(now, timeout)
             return None
-        deadline = now + timeout
         try:
-            # Poll without blocking: liblsl's blocking pull wakes up late (p90 near 10 ms
-            # on loopback here), a short sleep between polls costs ~0.1 ms on average.
-            while True:
-                _, ts = self._inlet.pull_chunk(
-                    timeout=0.0, max_samples=self._max_samples, dest_obj=self._buf,
-                    as_numpy=True,
-                )
-                if ts.shape[0] or pylsl.local_clock() >= deadline:
-                    break
-                time.sleep(self.poll_interval)
+            if self.wait == "block":
+                n = self._pull_into(0, 0.0)
+                if n == 0:
+                    # liblsl wakes on the first sample; the rest of its chunk follows
+                    n = self._pull_into(0, timeout, max_samples=1)
+                    if n:
+                        n += self._pull_into(n, 0.0)
+            else:
+                deadline = now + timeout
+                while not (n := self._pull_into(0, 0.0)) and pylsl.local_clock() < deadline:
+                    time.sleep(self.poll_interval)
         except pylsl.util.LostError:  # pylsl 1.18 exports it from pylsl.util only
             self._event("lost", now)
             self._inlet = None
             self._next_retry = now
             return None
-        n = ts.shape[0]
         if n == 0:
             return None
         data = self._buf[:n].T.astype(np.float32)
         if self._unit_scaled:
             data *= self._scale[:, None]
         self.n_samples += n
-        return Chunk(data, ts.copy())
+        return Chunk(data, self._ts[:n].copy())
+
+    def _pull_into(self, offset: int, timeout: float, *, max_samples: int | None = None) -> int:
+        """Pull up to ``max_samples`` samples into the buffers from row ``offset`` on.
+
+        Returns the number of samples pulled; liblsl writes into the preallocated
+        buffers directly (no array is made).
+        """
+        room = self._max_samples - offset if max_samples is None else max_samples
+        if room <= 0:
+            return 0
+        if self._pull_fn is None:  # a pylsl without the raw binding: its public pull
+            view = memoryview(self._buf.reshape(-1)).cast("B")[
+                offset * self._row_bytes:]
+            _, ts = self._inlet.pull_chunk(timeout=timeout, max_samples=room,
+                                           dest_obj=view, as_numpy=True)
+            self._ts[offset:offset + ts.shape[0]] = ts
+            return int(ts.shape[0])
+        err = self._err
+        got = self._pull_fn(
+            self._inlet.obj, ctypes.c_void_p(self._buf_addr + offset * self._row_bytes),
+            ctypes.c_void_p(self._ts_addr + 8 * offset),
+            ctypes.c_size_t(room * self._n_channels), ctypes.c_size_t(room),
+            ctypes.c_double(timeout), ctypes.byref(err),
+        )
+        if err.value:
+            get_pylsl().util.handle_error(err)
+        return got // self._n_channels
 
     def _try_reconnect(self, now: float, timeout: float) -> None:
         if now < self._next_retry:

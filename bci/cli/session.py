@@ -10,7 +10,7 @@ import threading
 
 from bci.cli import interrupt, progress
 from bci.cli.paths import check_output
-from bci.decoder import OnnxDecoder
+from bci.decoder import open_model
 from bci.demo import run_demo
 from bci.devices.files import read_recording
 from bci.runner import run_live, run_replay
@@ -78,8 +78,9 @@ def _print_result(result, args: argparse.Namespace) -> None:
 def _load_session(args: argparse.Namespace) -> SessionConfig:
     config = SessionConfig.load(args.session)
     if args.model is not None:
-        OnnxDecoder(args.model)  # a missing or broken model fails here, not after a resolve
         config = config.with_model(args.model)
+        # a missing or broken model fails here, not after a resolve
+        open_model(args.model, options=config.decoder.options or None)
     config.require_decoder()
     for key in ("jsonl", "record"):
         path = getattr(config.outputs, key)
@@ -96,13 +97,20 @@ def run(args: argparse.Namespace) -> int:
     config = _load_session(args)
     stop = threading.Event()
     stream = config.source.stream or config.source.type or config.source.source_id
+    what = (f"stream {stream!r}" if config.source.kind == "lsl" else
+            f"{config.source.kind} source {config.source.options.get('board', '')!r}")
     with contextlib.ExitStack() as stack:
         ready = stack.enter_context(progress.waiting(
-            f"waiting for stream {stream!r}", timeout=config.source.resolve_timeout))
+            f"waiting for {what}", timeout=config.source.resolve_timeout))
+
+        timed = []
 
         def start(pipeline) -> None:
             # until here a signal raises KeyboardInterrupt (the resolve unwinds at once);
             # from here it sets `stop`: the session closes its files, prints its summary
+            if args.stats:
+                pipeline.chain.time_nodes()
+                timed.append(pipeline.chain)
             ready.set()
             stack.enter_context(interrupt.on_signal(stop.set))
 
@@ -120,6 +128,10 @@ def run(args: argparse.Namespace) -> int:
         result = run_live(config, duration=args.duration, stop=stop, callbacks=[show],
                           on_ready=start, on_stats=live_stats if args.stats else None)
     _print_result(result, args)
+    if timed and not args.json:
+        print("filter stage per node, ms per chunk: " + ", ".join(
+            f"{name} p50 {q['p50']:.3f} / p99 {q['p99']:.3f}"
+            for name, q in timed[0].node_summary()))
     # 1: the recording failed with on_record_error = "stop", or an epoch session found
     # no events
     return _record_status(config, result) or (1 if result.found_no_events else 0)

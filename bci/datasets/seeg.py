@@ -412,7 +412,8 @@ def continuous_windows(
                         f"window of {n}")
     # the runtime keeps windows that a marker labels: one at the first sample labels all
     markers = Markers(np.zeros(1), ["window"])
-    window = {"mode": "sliding", "length": float(length), "step": float(step)}
+    window = {"mode": "sliding", "length": float(length), "step": float(step),
+              "events": {"window": "window"}}
     return _cut(raw, _name(raw), window=window, preprocessing=preprocessing,
                 markers=markers).X
 

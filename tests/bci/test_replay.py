@@ -78,6 +78,8 @@ def test_demo_json_runs_the_closed_loop():
     assert summary["n_decisions"] >= 2
     assert summary["accuracy"] > 0.25  # four targets
     assert 0 < summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
+    # chunks as an amplifier at 256 Hz sends them, stated in the output
+    assert summary["amplifier"] == {"sfreq": 256.0, "chunk_size": 4, "chunk_ms": 15.625}
     # Wolpaw, four targets, 3 s per selection (2 s stimulation + 1 s gaze shift)
     assert summary["itr_convention"].startswith("Wolpaw; 3 s per selection")
     assert summary["itr_bits_per_min"] == pytest.approx(
