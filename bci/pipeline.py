@@ -160,6 +160,7 @@ class Pipeline:
             )
         self.n_decisions = 0
         self._batch_ok: bool | None = None  # batched decoding checked identical (decode_batch)
+        self._batch_sizes: set[int] = set()  # batch sizes checked so far
         self.bank, self.top_k = self._retrieval(spec)
         self._check_outputs(found)
 
@@ -262,7 +263,7 @@ class Pipeline:
         The decisions are those :meth:`decode` gives one window at a time: a decoder
         that cannot batch (no ``run_batch``) is called per window, and one whose
         batched output differs in any bit from its single-window output is used one
-        window at a time from then on (checked on the first batch). Each decision's
+        window at a time from then on (checked on the first batch of each size). Each decision's
         ``inference`` stage is its share of the batch's time; ``queue`` includes the
         wait for the batch to fill.
 
@@ -282,14 +283,16 @@ class Pipeline:
         start = self.clock()
         outputs = run_batch(np.stack([w.data for w in windows]))
         inferred = self.clock()
-        if self._batch_ok is None:
+        if len(windows) not in self._batch_sizes:
             # one window at a time must give exactly the same numbers (byte-identical
-            # replays); kernels that depend on the batch size make it fall back
+            # replays); kernels may differ by batch size, so each new size is checked,
+            # and one that differs makes the rest of the replay fall back
             probe = [0, len(windows) - 1]
             self._batch_ok = all(
                 np.array_equal(self.decoder.run(windows[i].data), outputs[i]) for i in probe)
             if not self._batch_ok:
                 return [self.decode(w, live=False) for w in windows]
+            self._batch_sizes.add(len(windows))
         share = (inferred - start) / len(windows)
         return [self._decision(w, out, start, inferred, share, live=False)
                 for w, out in zip(windows, outputs, strict=True)]

@@ -45,6 +45,31 @@ def _batch_dependent_model(weights: np.ndarray) -> object:
     return classifier_graph(nodes, inits, (n_channels, n_times), n_classes, "batch_mean")
 
 
+def _batch_size_dependent_model(weights: np.ndarray, *, exact: tuple[int, int]) -> object:
+    """softmax(z + 1e-3·((n − a)(n − b))²), n the batch size: exact only at n = a or b."""
+    n_classes, n_channels, n_times = weights.shape
+    a, b = exact
+    inits = {"w": weights.reshape(n_classes, -1), "b": np.zeros(n_classes, np.float32),
+             "shape": np.array([-1, n_channels * n_times], np.int64),
+             "zero": np.array([0], np.int64), "a": np.array([a], np.float32),
+             "bb": np.array([b], np.float32), "eps": np.array([1e-3], np.float32)}
+    nodes = [
+        helper.make_node("Reshape", ["x", "shape"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "w", "b"], ["z"], transB=1),
+        helper.make_node("Shape", ["x"], ["dims"]),
+        helper.make_node("Gather", ["dims", "zero"], ["n_int"], axis=0),
+        helper.make_node("Cast", ["n_int"], ["n"], to=1),
+        helper.make_node("Sub", ["n", "a"], ["na"]),
+        helper.make_node("Sub", ["n", "bb"], ["nb"]),
+        helper.make_node("Mul", ["na", "nb"], ["p"]),
+        helper.make_node("Mul", ["p", "p"], ["p2"]),
+        helper.make_node("Mul", ["p2", "eps"], ["shift"]),
+        helper.make_node("Add", ["z", "shift"], ["zs"]),
+        helper.make_node("Softmax", ["zs"], ["y"], axis=-1),
+    ]
+    return classifier_graph(nodes, inits, (n_channels, n_times), n_classes, "batch_size")
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
@@ -55,6 +80,7 @@ def models(tmp_path_factory):
         "eegnet": eegnet_sized_model(8, n_times, 4, kernel=32),
         "linear": linear_softmax_model(w, np.zeros(4)),
         "batch_mean": _batch_dependent_model(w),
+        "batch_size": _batch_size_dependent_model(w, exact=(1, 32)),
     }
     paths = {}
     for name, graph in graphs.items():
@@ -108,6 +134,22 @@ def test_a_model_whose_output_depends_on_the_batch_is_decoded_one_window_at_a_ti
     a = [d.output for d in run_replay(config, recording, batch=1).decisions]
     b = [d.output for d in run_replay(config, recording, batch=32).decisions]
     assert np.array_equal(np.stack(a), np.stack(b))
+
+
+def test_each_new_batch_size_is_checked_against_one_window_at_a_time(models, recording):
+    # exact at batch 1 and 32 only: the full batches pass the check, the last, shorter
+    # one must not be trusted because the first batch was
+    decoder = OnnxDecoder(models["batch_size"])
+    x = (np.random.default_rng(1).standard_normal((32, 8, 125)) * 1e-5).astype(np.float32)
+    single = np.stack([decoder.run(w) for w in x])
+    assert np.array_equal(decoder.run_batch(x), single)
+    assert not np.array_equal(decoder.run_batch(x[:5]), single[:5])
+    config = _config(models["batch_size"])
+    one = run_replay(config, recording, batch=1).decisions
+    batched = run_replay(config, recording, batch=32).decisions
+    assert len(one) % 32 != 0  # there is a shorter last batch
+    assert np.array_equal(np.stack([d.output for d in one]),
+                          np.stack([d.output for d in batched]))
 
 
 def test_batch_must_be_a_positive_integer(models, recording):
