@@ -32,26 +32,9 @@ import copy
 from typing import Any
 
 import numpy as np
+from bci.decoders.riemann import check_recenter  # one definition of the modes
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
-
-RECENTER = ("none", "session", "online")
-
-
-def check_recenter(mode: Any, warmup: Any, forget: Any, where: str = "recenter") -> None:
-    """Refuse a re-centering setting with a message naming the option.
-
-    Raises
-    ------
-    ValueError
-    """
-    if mode not in RECENTER:
-        raise ValueError(f"{where}: expected one of {RECENTER}, found {mode!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int | np.integer) or warmup < 0:
-        raise ValueError(f"{where}_warmup: expected a number of windows ≥ 0, found {warmup!r}")
-    if (isinstance(forget, bool) or not isinstance(forget, int | float | np.floating)
-            or not 0.0 < float(forget) <= 1.0):
-        raise ValueError(f"{where}_forget: expected a weight in (0, 1], found {forget!r}")
 
 
 def window_covariances(X: np.ndarray) -> np.ndarray:
