@@ -9,6 +9,7 @@ Decoders served without a model file are found by name in :data:`bci.registry.de
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,6 +20,8 @@ from threadpoolctl import ThreadpoolController
 from bci import registry
 from bci.errors import ConfigError, ModelError, SpecError
 from bci.spec import SPEC_KEY, DecoderSpec, WindowSpec
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import mne
@@ -38,6 +41,26 @@ class Decoder(Protocol):
         ...
 
 
+def _rewritten(path: Path) -> tuple[str | bytes, int]:
+    """What onnxruntime should load for ``path``: the rewritten graph's bytes, or the path.
+
+    The file is served as it is (its path is returned, count 0) when no rewrite applies,
+    and also when onnx cannot read it: onnxruntime then loads the path itself and
+    reports a malformed file in the host's usual words.
+    """
+    import onnx
+
+    from bci.onnx_rewrite import spatial_first
+
+    try:
+        # load_external_data resolves weights stored beside the file before they are folded
+        model = onnx.load(str(path))
+        rewritten, count = spatial_first(model)
+        return (rewritten.SerializeToString(), count) if count else (str(path), 0)
+    except Exception:  # any failure here leaves the file to onnxruntime, unchanged
+        return str(path), 0
+
+
 def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
@@ -53,23 +76,51 @@ class OnnxDecoder:
         The model file; its ``metadata_props`` must hold the ``bci`` spec.
     threads : int
         onnxruntime intra-op threads (1 keeps latency predictable next to acquisition).
+    optimize : bool
+        Apply the exact graph rewrites of :mod:`bci.onnx_rewrite` when loading
+        (:func:`~bci.onnx_rewrite.spatial_first`: EEGNet's first block ~10× cheaper).
+        Models written by this project already hold the rewritten graph
+        (:func:`bci.spec.write_spec`); this is for files exported elsewhere, and costs
+        importing ``onnx`` (about a second) at start.
+
+    Attributes
+    ----------
+    rewrites_ : int
+        Rewrites applied to the served graph (0 when ``optimize`` is False or nothing
+        matched).
     """
 
-    def __init__(self, path: str | Path, *, threads: int = 1) -> None:
+    def __init__(self, path: str | Path, *, threads: int = 1, optimize: bool = False) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"decoder file {self.path} does not exist")
+        self.rewrites_ = 0
+        source: str | bytes = str(self.path)
+        if optimize:
+            source, self.rewrites_ = _rewritten(self.path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(
-                str(self.path), options, providers=["CPUExecutionProvider"]
-            )
+            try:
+                self.session = ort.InferenceSession(
+                    source, options, providers=["CPUExecutionProvider"]
+                )
+            except Exception:
+                if not self.rewrites_:
+                    raise
+                # A rewritten graph onnxruntime refuses is the rewrite's fault, not the
+                # file's: serve the file as it is.
+                log.warning("decoder %s: onnxruntime refused the rewritten graph; serving "
+                            "the file as it is", self.path)
+                self.rewrites_ = 0
+                self.session = ort.InferenceSession(
+                    str(self.path), options, providers=["CPUExecutionProvider"]
+                )
         except Exception as err:  # onnxruntime raises several private exception types
             raise ModelError(
                 f"cannot load decoder {self.path}: expected an ONNX model, onnxruntime "
@@ -265,8 +316,12 @@ class NpzDecoder:
 
 
 def open_model(path: str | Path, *, threads: int = 1,
-               options: dict[str, Any] | None = None) -> OnnxDecoder | NpzDecoder:
+               options: dict[str, Any] | None = None,
+               optimize: bool = False) -> OnnxDecoder | NpzDecoder:
     """The decoder of a model file, by its suffix: ``.npz`` (numpy) or ONNX (any other).
+
+    ``optimize`` is passed to :class:`OnnxDecoder` (exact graph rewrites; no effect on an
+    ``.npz`` model).
 
     Raises
     ------
@@ -278,7 +333,7 @@ def open_model(path: str | Path, *, threads: int = 1,
     if options:
         raise ModelError(f"decoder {path}: options {sorted(options)} apply to covariance "
                          "decoders served from an .npz file, not to an ONNX model")
-    return OnnxDecoder(path, threads=threads)
+    return OnnxDecoder(path, threads=threads, optimize=optimize)
 
 
 def load_decoder(decoder: DecoderConfig, *, info: mne.Info,
@@ -307,7 +362,7 @@ def load_decoder(decoder: DecoderConfig, *, info: mne.Info,
     """
     if decoder.kind == "onnx":
         return open_model(decoder.path, threads=decoder.threads,
-                          options=decoder.options or None)
+                          options=decoder.options or None, optimize=decoder.optimize)
     served = registry.decoders.names(served_without_training=True)
     if decoder.kind not in served:
         hint = ""

@@ -6,6 +6,7 @@ only the source of chunks and the pacing differ.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -21,11 +22,14 @@ from bci.decoder import load_decoder as load_session_decoder
 from bci.errors import ConfigError, ModelError, SpecError, StreamMismatchError
 from bci.filters import Decimate, FilterBank, SosFilter
 from bci.quality import NonFiniteGuard
+from bci.recording import RecordedWindows
 from bci.retrieval import CandidateBank, bank_folder, is_retrieval, top_k
 from bci.session import SessionConfig
 from bci.spatial import PickChannels
 from bci.spec import WindowSpec
 from bci.windowing import EpochWindower, SlidingWindower, Window
+
+log = logging.getLogger(__name__)
 
 
 def _window_spec(config: SessionConfig, decoder_window: WindowSpec | None) -> WindowSpec:
@@ -88,6 +92,11 @@ class Pipeline:
         Returns seconds; the LSL clock live, a performance counter in replay.
     decoder : Decoder | None
         Use this decoder instead of the one the session names.
+    align : {"grid", "newest"}
+        Where sliding windows end (:class:`bci.windowing.SlidingWindower`): ``"grid"``
+        offline, the session's ``[window] align`` live.
+    stops : array of int | None
+        End sliding windows exactly there instead (replaying a live session's stops).
 
     Raises
     ------
@@ -97,8 +106,10 @@ class Pipeline:
     """
 
     def __init__(self, config: SessionConfig, info: mne.Info, *,
-                 clock: Callable[[], float], decoder: Decoder | None = None) -> None:
+                 clock: Callable[[], float], decoder: Decoder | None = None,
+                 align: str = "grid", stops: np.ndarray | None = None) -> None:
         self.config = config
+        self.align, self.stops = align, stops
         self.clock = clock
         self.decoder = decoder or load_decoder(config, info)
         spec = self.decoder.spec
@@ -200,10 +211,38 @@ class Pipeline:
         if w.mode == "sliding":
             return SlidingWindower(length=w.length, step=w.step, events=events,
                                    flag_margin=self.config.window.flag_margin,
-                                   decimation=self.decimation)
+                                   decimation=self.decimation, align=self.align,
+                                   stops=self.stops)
         return EpochWindower(tmin=w.tmin, tmax=w.tmax, events=events,
                              flag_margin=self.config.window.flag_margin,
                              decimation=self.decimation)
+
+    def recorded_window(self) -> dict[str, float | str] | None:
+        """What a session recording keeps of the sliding window (None: epochs)."""
+        w = self.window_spec
+        if w.mode != "sliding":
+            return None
+        return {"length": w.length, "step": w.step, "align": self.align}
+
+    def cut_as_recorded(self, windows: RecordedWindows | None) -> bool:
+        """Cut sliding windows where a recorded live session cut them, if they fit.
+
+        Returns whether the recorded stops are used: they are when the recording has
+        some, for a sliding window of the same length and step, and the session aligned
+        its windows otherwise than on the grid (a grid replays as it was anyway).
+        """
+        w = self.window_spec
+        if (windows is None or w.mode != "sliding" or windows.align == "grid"
+                or not windows.stops.size or not windows.fits(w.length, w.step)):
+            if windows is not None and w.mode == "sliding" and windows.align != "grid":
+                log.info("the recording's window ends (%g s every %g s) do not fit this "
+                         "session's window (%g s every %g s); windows end on the grid",
+                         windows.length, windows.step, w.length, w.step)
+            return False
+        self.stops = windows.stops
+        self.windower = self._make_windower()
+        self.windower.setup(float(self.out_info["sfreq"]), self._sample_shape())
+        return True
 
     @property
     def default_backlog(self) -> int:

@@ -75,6 +75,12 @@ class TimestampCheck:
         """
         ts = chunk.timestamps
         prev, self.last = self.last, float(ts[-1])
+        # the usual chunk, regular and after the previous one, in three reductions (a NaN
+        # fails every comparison and takes the full check below)
+        steps = np.diff(ts)
+        if ((prev is None or 0 < ts[0] - prev <= self.threshold)
+                and (not steps.size or (steps.min() > 0 and steps.max() <= self.threshold))):
+            return chunk, []
         # the very first sample follows no gap: its difference is -inf, left out below
         dts = np.diff(ts, prepend=np.inf if prev is None else prev)
         bad = ((dts > self.threshold) | (dts <= 0)) & np.isfinite(dts)

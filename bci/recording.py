@@ -19,6 +19,36 @@ from bci.source import Pull, Source
 
 
 @dataclass(slots=True)
+class RecordedWindows:
+    """Where a live session's sliding windows ended, so that a replay cuts the same ones.
+
+    Live, a window ends on the newest sample of the chunk that made it due, so where it
+    ends depends on how the stream was chunked; the session recording keeps the end of
+    every window that fell due, skipped ones included (see
+    :class:`bci.windowing.SlidingWindower`).
+
+    Attributes
+    ----------
+    stops : ndarray of int64, shape (n_windows,)
+        One past each window's last sample, counted from the recording's first sample.
+    length, step : float
+        The sliding window (seconds) the stops were cut with.
+    align : str
+        How the live session aligned its windows (``"newest"`` or ``"grid"``).
+    """
+
+    stops: np.ndarray
+    length: float
+    step: float
+    align: str
+
+    def fits(self, length: float, step: float) -> bool:
+        """Whether the stops were cut for windows of this length and step."""
+        return (abs(self.length - length) <= 1e-9 * max(1.0, length)
+                and abs(self.step - step) <= 1e-9 * max(1.0, step))
+
+
+@dataclass(slots=True)
 class Recording:
     """Continuous data with its channel metadata and markers.
 
@@ -38,6 +68,8 @@ class Recording:
     note : str
         How the reader interpreted the file (e.g. which XDF stream it chose), for the
         user; empty when there is nothing to say.
+    windows : RecordedWindows | None
+        Where a live session recorded by this runtime ended its sliding windows.
     """
 
     info: mne.Info
@@ -46,6 +78,7 @@ class Recording:
     markers: Markers
     source: str = ""
     note: str = ""
+    windows: RecordedWindows | None = None
 
     @property
     def sfreq(self) -> float:

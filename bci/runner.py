@@ -134,6 +134,11 @@ class RawSink(Protocol):
 
     def markers(self, markers: Markers) -> None: ...
 
+    def windows(self, due: list[tuple[int, float]]) -> None:
+        """Where the sliding windows that fell due ended: ``(stop, last timestamp)``
+        pairs, skipped windows included (called only when the first branch's windower
+        keeps a ``due_log``)."""
+
 
 @dataclass
 class Branch:
@@ -471,6 +476,10 @@ class Loop:
                 for i, pipeline in enumerate(pipelines):
                     for w in pipeline.process(chunk, arrived):
                         yield i, w
+                due = getattr(pipelines[0].windower, "due_log", None) if pipelines else None
+                if due and self.record is not None:
+                    self.record.windows(due)
+                    due.clear()
                 self.n_samples += chunk.n_samples
                 self.last_timestamp = last
             if check is not None:
@@ -679,7 +688,9 @@ def run_live(
 
     try:
         info = source.open()
-        pipeline = Pipeline(config, info, clock=source.clock)
+        # live, a due window ends on the newest sample; the recording keeps where
+        pipeline = Pipeline(config, info, clock=source.clock,
+                            align=config.window.align if source.live else "grid")
         spec = pipeline.decoder.spec
         classes = _decision_classes(pipeline)
         sinks: list[Sink] = []
@@ -698,7 +709,10 @@ def run_live(
             recording = session_recording(
                 config.outputs.record, info, classes=classes,
                 stream_name=config.source.stream or source.name,
-                source_id=source.source_id or "bci-session", on_error=record_failed)
+                source_id=source.source_id or "bci-session", on_error=record_failed,
+                window=pipeline.recorded_window())
+            if pipeline.recorded_window() is not None:
+                pipeline.windower.due_log = []  # the loop hands them to the recording
             sinks.append(recording)
             closers.append(recording.close)
         sinks.extend(callbacks)
@@ -748,10 +762,17 @@ def run_replay(
         :meth:`bci.pipeline.Pipeline.decode_batch`).
     prefetch : bool
         Filter and cut windows in a second thread while decoding (same decisions).
+
+    Notes
+    -----
+    A session recording of this runtime keeps where its live sliding windows ended
+    (on the newest sample of a chunk); when the replayed window has the same length and
+    step, the replay cuts exactly those windows, and so reproduces the live decisions.
     """
     source = RecordingSource(recording, chunk_size=chunk_size)
     info = source.open()
     pipeline = Pipeline(config, info, clock=source.clock)
+    pipeline.cut_as_recorded(recording.windows)
     sinks: list[Sink] = list(callbacks)
     jsonl = None
     if output is not None:

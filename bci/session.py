@@ -37,6 +37,7 @@ from bci import registry
 from bci.chain import Chain
 from bci.config import check, check_table, load_toml, no_unknown
 from bci.errors import ConfigError
+from bci.windowing import ALIGNS
 
 
 @dataclass(slots=True)
@@ -133,9 +134,12 @@ class WindowConfig:
     events: dict[str, str] | None = None
     flag_margin: float = 0.0
     backlog: int | None = None
+    #: Live sliding windows end on the newest sample (``"newest"``) or on the fixed grid
+    #: a replay cuts (``"grid"``); see :class:`bci.windowing.SlidingWindower`.
+    align: str = "newest"
 
     KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"mode", "length", "step", "tmin", "tmax", "events", "flag_margin", "backlog"}
+        {"mode", "length", "step", "tmin", "tmax", "events", "flag_margin", "backlog", "align"}
     )
 
     @classmethod
@@ -153,6 +157,7 @@ class WindowConfig:
             events=events,
             flag_margin=check(t, "flag_margin", float, where, 0.0),
             backlog=check(t, "backlog", int, where, None, at_least=1),
+            align=check(t, "align", str, where, "newest", choices=ALIGNS),
         )
         if c.tmin is not None and c.tmax is not None and not c.tmax > c.tmin:
             raise ConfigError(f"{where}.tmax: expected a value above tmin={c.tmin}, found {c.tmax}")
@@ -172,6 +177,9 @@ class DecoderConfig:
     swap_every: int = 10
     bank: Path | None = None
     top_k: int = 5
+    #: ``optimize = true``: apply the exact graph rewrites of :mod:`bci.onnx_rewrite` when
+    #: loading an ONNX model exported elsewhere (this project's own files hold them).
+    optimize: bool = False
 
     #: ``[decoder]`` keys of an ``.npz`` covariance decoder (``path = "model.npz"``):
     #: ``recenter = "none" | "online"``, ``recenter_warmup`` (windows), ``recenter_forget``
@@ -201,7 +209,7 @@ class DecoderConfig:
         threads = check(t, "threads", int, where, 1, at_least=1)
         if kind == "onnx":
             no_unknown(t, {"kind", "path", "threads", "adapt", "save", "swap_every", "bank",
-                            "top_k", *cls.RECENTER_KEYS}, where)
+                            "top_k", "optimize", *cls.RECENTER_KEYS}, where)
             path = Path(check(t, "path", str, where))
             # re-centering of a covariance decoder served from an .npz model file
             recenter = {k: v for k, v in (
@@ -224,7 +232,8 @@ class DecoderConfig:
                        save=None if save is None else base / save, swap_every=swap_every,
                        bank=None if bank is None else (
                            Path(bank) if Path(bank).is_absolute() else base / bank),
-                       top_k=top_k, options=recenter)
+                       top_k=top_k, options=recenter,
+                       optimize=check(t, "optimize", bool, where, False))
         no_unknown(t, {"kind", "threads"} | cls.FBCCA_KEYS, where)
         freqs = check(t, "frequencies", list, where)
         if not freqs or not all(isinstance(f, int | float) and f > 0 for f in freqs):
@@ -386,7 +395,9 @@ class SessionConfig:
         options = {}
         if old is not None and old.kind == "onnx" and Path(model).suffix.lower() == ".npz":
             options = {k: v for k, v in old.options.items() if k in DecoderConfig.RECENTER_KEYS}
-        return replace(self, decoder=DecoderConfig("onnx", Path(model), t, options=options))
+        optimize = old.optimize if old is not None else False
+        return replace(self, decoder=DecoderConfig("onnx", Path(model), t, options=options,
+                                                   optimize=optimize))
 
     def require_decoder(self) -> DecoderConfig:
         if self.decoder is None:

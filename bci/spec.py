@@ -164,7 +164,8 @@ class DecoderSpec:
         return cls.from_dict(d, source=source)
 
 
-def write_spec(model: Any, spec: DecoderSpec, path: str | Path | None = None) -> Any:
+def write_spec(model: Any, spec: DecoderSpec, path: str | Path | None = None, *,
+               optimize: bool = True) -> Any:
     """Store ``spec`` in an ONNX model's ``metadata_props`` under ``bci``.
 
     Parameters
@@ -174,6 +175,10 @@ def write_spec(model: Any, spec: DecoderSpec, path: str | Path | None = None) ->
     spec : DecoderSpec
     path : str | Path | None
         Where to save the model; default: back to ``model`` if it is a path.
+    optimize : bool
+        Apply the exact graph rewrites of :mod:`bci.onnx_rewrite` first, so that the
+        file the runtime serves is already the cheap graph (the host then needs
+        onnxruntime only, and no time at start).
 
     Returns
     -------
@@ -181,10 +186,14 @@ def write_spec(model: Any, spec: DecoderSpec, path: str | Path | None = None) ->
     """
     import onnx
 
+    from bci.onnx_rewrite import spatial_first
+
     spec.validate()
     if isinstance(model, str | Path):
         path = path or model
         model = onnx.load(str(model))
+    if optimize:
+        model, _ = spatial_first(model)
     for prop in list(model.metadata_props):
         if prop.key == SPEC_KEY:
             model.metadata_props.remove(prop)

@@ -1,9 +1,10 @@
 """Cutting the processed signal into the windows a decoder sees.
 
 Two ways: :class:`SlidingWindower` (a window of ``length`` seconds every ``step``
-seconds, counted in samples from the first sample of the session, so chunk boundaries
-never move a window) and :class:`EpochWindower` (``tmin`` … ``tmax`` around each marker,
-cut as soon as its data have arrived, whether the marker came before or after them).
+seconds, counted in samples from the first sample of the session; offline on a grid that
+chunk boundaries never move, live on the newest sample) and :class:`EpochWindower`
+(``tmin`` … ``tmax`` around each marker, cut as soon as its data have arrived, whether
+the marker came before or after them).
 """
 
 from __future__ import annotations
@@ -151,11 +152,16 @@ class _Windower:
         self.counts = WindowCounts()
 
 
+#: Where sliding windows end: on a fixed grid of samples, or on the newest sample.
+ALIGNS = ("grid", "newest")
+
+
 class SlidingWindower(_Windower):
     """A window of ``length`` s every ``step`` s.
 
-    Windows end at the samples whose index, counted from the session's first sample, is
-    a multiple of the step (the first one that holds a whole window, then every step).
+    Windows fall due at the samples whose index, counted from the session's first sample,
+    is a multiple of the step (the first one that holds a whole window, then every step).
+    Where a due window ends depends on ``align``, or on ``stops`` when given.
 
     Parameters
     ----------
@@ -174,17 +180,36 @@ class SlidingWindower(_Windower):
         the newest sample is always in the window (the chain has already low-passed).
         Windows hold ``round(length · sfreq / decimation)`` samples; ``step`` is counted
         at the input rate.
+    align : {"grid", "newest"}
+        ``"grid"``: a due window ends on its grid sample, whatever the chunking, so any
+        replay cuts the same windows (offline work: replay, training, evaluation).
+        ``"newest"``: a due window ends on the newest sample of the chunk that made it
+        due, so a live decision never waits for the rest of a chunk; when one chunk makes
+        several windows due they end ``step`` apart, the last on the newest sample. The
+        number of windows is the grid's; where they end depends on the chunking, which is
+        why a live session records them (:attr:`due_log`).
+    stops : array-like of int | None
+        Cut exactly these windows instead, each ending before the sample of that index
+        (a replay reproducing a live session's recorded stops); ``align`` is then unused.
     """
 
     def __init__(
         self, *, length: float, step: float, events: Mapping[str, str] | None = None,
-        flag_margin: float = 0.0, decimation: int = 1,
+        flag_margin: float = 0.0, decimation: int = 1, align: str = "grid",
+        stops: np.ndarray | list[int] | None = None,
     ) -> None:
         super().__init__(events=events, flag_margin=flag_margin, history=1.0,
                          decimation=decimation)
         if not length > 0 or not step > 0:
             raise ValueError(f"length and step must be positive, found {length}, {step}")
+        if align not in ALIGNS:
+            raise ValueError(f"align must be one of {ALIGNS}, found {align!r}")
         self.length, self.step = float(length), float(step)
+        self.align = align
+        self.stops = None if stops is None else np.unique(np.asarray(stops, np.int64))
+        #: Set to a list to collect ``(stop, last timestamp)`` of every due window, cut
+        #: or skipped (a live session records them; see :attr:`stops`).
+        self.due_log: list[tuple[int, float]] | None = None
 
     def n_times(self) -> int:
         return round(self.length * self.sfreq_ / self.decimation)
@@ -196,6 +221,10 @@ class SlidingWindower(_Windower):
         super().setup(sfreq, sample_shape)
         self._n_step = max(1, round(self.step * self.sfreq_))
         self._next_stop = self._first_stop()
+        self._i_stop = 0
+        if self.stops is not None and self.stops.size and self.stops[0] < self.span():
+            raise ValueError(f"stops: a window of {self.span()} samples cannot end before "
+                             f"sample {self.span()}, found a stop at {int(self.stops[0])}")
 
     def _first_stop(self) -> int:
         # windows end on multiples of the step: with an amplifier whose chunks divide the
@@ -209,14 +238,28 @@ class SlidingWindower(_Windower):
             out += self._push(piece)
         return out
 
+    def _due(self, written: int) -> list[int]:
+        """Where the windows that ``written`` samples make due end."""
+        if self.stops is not None:
+            i = self._i_stop
+            self._i_stop = int(np.searchsorted(self.stops, written, side="right"))
+            return self.stops[i : self._i_stop].tolist()
+        grid = []
+        while self._next_stop <= written:
+            grid.append(self._next_stop)
+            self._next_stop += self._n_step
+        if self.align == "newest":
+            return [written - k * self._n_step for k in range(len(grid) - 1, -1, -1)]
+        return grid
+
     def _push(self, chunk: Chunk) -> list[Window]:
         self._append(chunk)
         out = []
         n_len, written = self.span(), self._data.n_written
-        while self._next_stop <= written:
-            stop = self._next_stop
-            self._next_stop += self._n_step
+        for stop in self._due(written):
             last_t = float(self._times.get(stop - 1, stop)[0])
+            if self.due_log is not None:
+                self.due_log.append((stop, last_t))
             i = bisect.bisect_right(self._markers_t, last_t)
             marker = (self._markers_t[i - 1], self._markers_v[i - 1]) if i else None
             window = self._window(stop - n_len, stop, marker)
@@ -228,6 +271,7 @@ class SlidingWindower(_Windower):
         super().reset()
         if self.sfreq_ is not None:
             self._next_stop = self._first_stop()
+            self._i_stop = 0
 
 
 class EpochWindower(_Windower):

@@ -6,6 +6,9 @@ take the last 1 s every 50 ms at 125 Hz and run the same EEGNet-sized ONNX model
 one onnxruntime thread. Latency = time of emission − LSL timestamp of the window's last
 sample, both on this machine's LSL clock.
 
+The transport floor is a bare pylsl inlet on the same amplifier that only pulls: the part
+of every contender's latency spent before its own code runs.
+
 The anchor is what a user would otherwise assemble: ``mne_lsl.stream.StreamLSL`` with
 its own filters and reference (acquisition thread every 1 ms), polled in a loop every
 1 ms; every 50 new samples, ``get_data(winsize=1)``, keep every 8th sample, run the model.
@@ -15,9 +18,12 @@ its own filters and reference (acquisition thread every 1 ms), polled in a loop 
     python benchmarks/decision_latency.py --pull block poll:0.0002 poll:0.001 --no-anchor
 
 ``--pull`` compares ways of waiting for data (:class:`bci.devices.lsl_source.LSLSource`
-``wait``): each variant runs ``--decisions`` decisions, in ``--rounds`` interleaved
-segments, against the same amplifier; the first variant is the one compared with the
-anchor. ``--json`` ends with one JSON object on the last line.
+``wait``): each variant runs ``--decisions`` decisions in ``--rounds`` segments,
+interleaved with the transport floor's and the anchor's, against the same amplifier; the
+first variant is the one compared with the anchor. Both contenders run the same model
+file, as :func:`bci.spec.write_spec` writes it; ``--as-is`` writes it without the exact
+graph rewrites (:mod:`bci.onnx_rewrite`), in EEGNet's own layer order (about twice the
+inference time live). ``--json`` ends with one JSON object on the last line.
 """
 
 from __future__ import annotations
@@ -87,7 +93,45 @@ def summarise(decisions: list, skipped: int) -> dict:
             "skipped_backlog": skipped}
 
 
-def anchor(model: Path, name: str, n: int) -> dict:
+def transport_floor(name: str, n: int, chunk: int) -> list[float]:
+    """What reaching this process costs before any work: a bare pylsl inlet on the same
+    amplifier, pulled as the runtime pulls (wait for one sample, drain, wait for the rest
+    of a chunk woken by its first sample), doing nothing else; ``local_clock()`` after
+    each pull − the stamp of its newest sample.
+
+    It holds the amplifier's wake-up, liblsl's hop between processes and this process's
+    wake-up: the part of the ``pull`` stage that is not the runtime's.
+    """
+    (info,) = pylsl.resolve_byprop("name", name, 1, 10.0)
+    inlet = pylsl.StreamInlet(info, max_buflen=2, processing_flags=pylsl.proc_clocksync)
+    inlet.open_stream(5.0)
+    buf = np.zeros((4 * chunk + 64, info.channel_count()), np.float32)
+    arrivals = []
+    inlet.pull_chunk(timeout=2.0, max_samples=1, dest_obj=buf)
+    while len(inlet.pull_chunk(timeout=0.0, max_samples=buf.shape[0], dest_obj=buf)[1]):
+        pass  # what queued up while the inlet opened is not a measurement
+    while len(arrivals) < n:
+        _, ts = inlet.pull_chunk(timeout=0.0, max_samples=buf.shape[0], dest_obj=buf)
+        if not ts:
+            _, ts = inlet.pull_chunk(timeout=1.0, max_samples=1, dest_obj=buf)
+            if not ts:
+                break
+            _, more = inlet.pull_chunk(timeout=0.0, max_samples=buf.shape[0] - 1,
+                                       dest_obj=buf[1:])
+            ts = list(ts) + list(more)
+            if len(ts) < chunk:  # woken by a chunk's first sample: its rest is on its way
+                _, rest = inlet.pull_chunk(timeout=LSLSource.REST_WAIT,
+                                           max_samples=chunk - len(ts),
+                                           dest_obj=buf[len(ts):])
+                ts += list(rest)
+        # as the runtime's pull stage: its newest sample's stamp to its arrival
+        arrivals.append(pylsl.local_clock() - ts[-1])
+    inlet.close_stream()
+    return arrivals[1:]
+
+
+def anchor(model: Path, name: str, n: int) -> tuple[list[float], list[float]]:
+    """About ``n`` decisions of the MNE-LSL loop: their latencies and inference times."""
     import onnxruntime as ort
     from mne_lsl.stream import StreamLSL
 
@@ -115,7 +159,11 @@ def anchor(model: Path, name: str, n: int) -> dict:
         inference.append(emitted - t)
         totals.append(emitted - ts[-1])
     stream.disconnect()
-    total = np.asarray(totals)
+    return totals[1:], inference[1:]  # the first one warms up
+
+
+def summarise_anchor(totals: list[float], inference: list[float]) -> dict:
+    total, inference = np.asarray(totals), np.asarray(inference)
     return {"total": percentiles_ms(total), "overhead": percentiles_ms(total - inference),
             "inference": percentiles_ms(inference)}
 
@@ -128,8 +176,10 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=N_CHANNELS)
     parser.add_argument("--pull", nargs="+", default=[LSLSource.WAIT],
                         help="pull variants: 'block' or 'poll:SECONDS' (first: vs anchor)")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="interleaved segments per pull variant")
+    parser.add_argument("--as-is", action="store_true",
+                        help="write the model without the exact graph rewrites")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="interleaved segments of each contender")
     parser.add_argument("--no-anchor", action="store_true", help="skip the MNE-LSL loop")
     parser.add_argument("--json", action="store_true",
                         help="end with one JSON object on the last line")
@@ -141,21 +191,35 @@ def main() -> None:
     skipped = dict.fromkeys(args.pull, 0)
     theirs = None
     with tempfile.TemporaryDirectory() as tmp:
-        model = write_model(Path(tmp) / "eegnet.onnx", n_channels=args.channels)
-        seconds = (len(args.pull) + 1) * (args.decisions * STEP_S + 2 * args.rounds) + 60
+        model = write_model(Path(tmp) / "eegnet.onnx", n_channels=args.channels,
+                            optimize=not args.as_is)
+        n_floor = max(100, per_segment)  # pulls per round
+        seconds = ((len(args.pull) + 1) * (args.decisions * STEP_S + 2 * args.rounds)
+                   + args.rounds * (5 + n_floor * args.chunk_size / SFREQ) + 60)
         sim = spawn(paradigm="mi", n_channels=args.channels, sfreq=SFREQ,
                     chunk_size=args.chunk_size, name=name, marker_name=f"{name}-markers",
                     seed=1, duration=seconds)
+        arrivals: list[float] = []
+        anchor_totals: list[float] = []
+        anchor_inference: list[float] = []
         try:
+            # contenders interleaved, round by round: a noisy minute of the machine
+            # falls on all of them alike
             for _ in range(args.rounds):
                 for variant in args.pull:
                     got, n_skipped = runtime_segment(model, name, per_segment, variant)
                     runs[variant] += got
                     skipped[variant] += n_skipped
-            if not args.no_anchor:
-                theirs = anchor(model, name, args.decisions)
+                arrivals += transport_floor(name, n_floor, args.chunk_size)
+                if not args.no_anchor:
+                    totals, inference = anchor(model, name, per_segment)
+                    anchor_totals += totals
+                    anchor_inference += inference
         finally:
             stop_spawned(sim)
+    floor = percentiles_ms(np.asarray(arrivals))
+    if anchor_totals:
+        theirs = summarise_anchor(anchor_totals, anchor_inference)
     variants = {v: summarise(d, skipped[v]) for v, d in runs.items()}
     ours = variants[args.pull[0]]
     out = {
@@ -167,11 +231,13 @@ def main() -> None:
         "after_arrival_p99_ms": ours["after_arrival"]["p99"],
         "pull_p50_ms": ours["stages"]["pull"]["p50"],
         "pull_p99_ms": ours["stages"]["pull"]["p99"],
+        "transport_floor_p50_ms": floor["p50"], "transport_floor_p99_ms": floor["p99"],
         "anchor_p50_ms": theirs["total"]["p50"] if theirs else None,
         "anchor_p99_ms": theirs["total"]["p99"] if theirs else None,
         "ratio_p50": theirs["total"]["p50"] / ours["total"]["p50"] if theirs else None,
         "ratio_p99": theirs["total"]["p99"] / ours["total"]["p99"] if theirs else None,
         "runtime": ours, "mne_lsl_anchor": theirs, "pull_variants": variants,
+        "model_as_is": args.as_is,
     }
     print(f"decision latency over {out['decisions']} decisions, {args.channels} ch @ "
           f"{SFREQ:g} Hz, chunks of {args.chunk_size}, window {WINDOW_S:g} s every "
@@ -185,6 +251,8 @@ def main() -> None:
             print(f"{label + ' ' + part:34}{s['p50']:9.3f}{s['p99']:9.3f}{s['max']:9.3f}")
     if theirs:
         print(f"anchor / runtime: p50 ×{out['ratio_p50']:.2f}, p99 ×{out['ratio_p99']:.2f}")
+    print(f"transport floor (bare pylsl inlet, same amplifier, {floor['n']} chunks): "
+          f"p50 {floor['p50']:.3f}, p99 {floor['p99']:.3f}, max {floor['max']:.3f}")
     for v, r in variants.items():
         print(f"[{v}] windows dropped by the backlog policy: {r['skipped_backlog']}; "
               "stages p50/p99 (ms): " + ", ".join(

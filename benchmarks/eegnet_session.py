@@ -25,11 +25,13 @@ PREPROCESSING = [
 ]
 
 
-def write_model(path: Path, *, n_channels: int = N_CHANNELS) -> Path:
+def write_model(path: Path, *, n_channels: int = N_CHANNELS, optimize: bool = True) -> Path:
     """Write the EEGNet-sized decoder with its spec to ``path``.
 
     ``n_channels`` other than 64 takes the first channels of
     :func:`~bci.datasets.synthetic.pick_channels` (the simulator's own order).
+    ``optimize`` as :func:`bci.spec.write_spec` (the project's files hold the exact
+    rewritten graph; ``False`` writes the layers in EEGNet's own order).
     """
     n_times = round(WINDOW_S * SFREQ / DECIMATION)
     channels = CHANNELS if n_channels == N_CHANNELS else pick_channels(n_channels,
@@ -39,7 +41,8 @@ def write_model(path: Path, *, n_channels: int = N_CHANNELS) -> Path:
         sfreq=SFREQ, window=WindowSpec(mode="sliding", length=WINDOW_S, step=STEP_S),
         preprocessing=PREPROCESSING, name="EEGNet-sized (random weights, benchmark load)",
     )
-    write_spec(eegnet_sized_model(n_channels, n_times, 4, kernel=64), spec, path)
+    write_spec(eegnet_sized_model(n_channels, n_times, 4, kernel=64), spec, path,
+               optimize=optimize)
     return path
 
 

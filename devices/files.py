@@ -58,7 +58,7 @@ from bci.devices.units import volt_factor
 
 from bci.chunk import Markers
 from bci.errors import RecordingError
-from bci.recording import Recording
+from bci.recording import RecordedWindows, Recording
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,9 @@ _SEGMENT_PREFIXES = ("bad", "edge", "boundary", "new segment/")
 
 # The stream type the runtime gives its decision outlet; never data, never markers.
 DECISIONS_TYPE = "decisions"
+# The stream in which a session recording keeps its sliding windows' ends; neither either.
+WINDOWS_TYPE = "Windows"
+_NOT_MARKERS = (DECISIONS_TYPE, WINDOWS_TYPE.lower())
 
 
 def read_recording(path: str | Path, *, stream: str | None = None,
@@ -448,8 +451,38 @@ def _read_xdf(path: Path, *, stream: str | None, stream_type: str | None,
     clock = "synchronised clocks" if sync else "raw stamps (no clock sync)"
     note = (f"using stream {_stream_label(chosen)}; {len(found)} marker(s) from {origin}; "
             f"{clock}")
+    windows = _xdf_windows(streams, chosen, timestamps)
+    if windows is not None:
+        note += f"; {windows.stops.size} recorded window end(s) ({windows.align})"
     logger.info("%s: %s", path, note)
-    return Recording(info, data, timestamps, found, str(path), note=note)
+    return Recording(info, data, timestamps, found, str(path), note=note, windows=windows)
+
+
+def _xdf_windows(streams: list[dict], data_stream: dict,
+                 timestamps: np.ndarray) -> RecordedWindows | None:
+    """The sliding windows' ends a session recording kept beside its data stream.
+
+    Only a stop whose stamp is the data's sample just before it is kept (a file edited
+    or cut since cannot move a window onto other samples).
+    """
+    name = f"{_header(data_stream, 'name')}-windows"
+    found = [s for s in streams if _header(s, "type") == WINDOWS_TYPE
+             and _header(s, "name") == name and not _is_empty(s)]
+    if not found:
+        return None
+    s = found[0]
+    try:
+        window = s["info"]["desc"][0]["window"][0]
+        length, step = float(window["length"][0]), float(window["step"][0])
+        align = str(window["align"][0])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    stops = np.asarray(s["time_series"], np.float64).reshape(-1)
+    stamps = np.asarray(s["time_stamps"], np.float64)
+    ok = np.isfinite(stops) & (stops >= 1) & (stops <= timestamps.shape[0])
+    stops, stamps = stops[ok].astype(np.int64), stamps[ok]
+    keep = timestamps[stops - 1] == stamps
+    return RecordedWindows(stops[keep], length, step, align)
 
 
 def _xdf_complete_prefix(path: Path) -> Path | io.BytesIO:
@@ -545,7 +578,7 @@ def _choose_xdf_stream(path: Path, streams: list[dict], wanted: str | None,
     if not matches:
         raise RecordingError(f"{path}: expected {what}, found {found}")
     if not asked:
-        matches = [s for s in matches if _header(s, "type").lower() != DECISIONS_TYPE]
+        matches = [s for s in matches if _header(s, "type").lower() not in _NOT_MARKERS]
     numeric = [s for s in matches if _is_numeric(s)]
     if asked and not numeric:
         raise RecordingError(f"{path}: expected {what} holding numeric data, found "
@@ -570,7 +603,7 @@ def _xdf_marker_streams(path: Path, streams: list[dict], data_stream: dict,
                         wanted: str | None) -> list[dict]:
     """The marker streams: every string or irregular stream, or the one asked for."""
     candidates = [s for s in streams if s is not data_stream and not _is_data(s)
-                  and _header(s, "type").lower() != DECISIONS_TYPE]
+                  and _header(s, "type").lower() not in _NOT_MARKERS]
     if wanted is None:
         return [s for s in candidates if not _is_empty(s)]
     matches = _named(candidates, wanted)

@@ -172,13 +172,23 @@ class LSLSource:
     float32 ``(n_channels, n_samples)`` copy, which the chain and the recorder may keep.
     liblsl's blocking pull returns when ``max_samples`` have come or the timeout has
     passed, so a blocking pull of a whole buffer waits out its timeout; waiting for one
-    sample, then draining, returns as soon as data arrive.
+    sample, then draining, returns as soon as data arrive. liblsl's receiving thread
+    queues a chunk sample by sample, so a pull woken by a chunk's first sample sometimes
+    drains before the rest is queued (about 1.5 % of 10-sample chunks here); a live
+    window ending on that sample would carry a chunk period of latency. So when a
+    pull got a number of samples that is not a multiple of the stream's usual chunk
+    (the median of the last pulls), it waits for the rest of the chunk, at most
+    :attr:`REST_WAIT` s.
     """
 
     #: Default of ``wait`` (benchmarks/decision_latency.py ``--pull`` compares them).
     WAIT = "block"
     #: Default of ``poll_interval``.
     POLL_INTERVAL = 2e-4
+    #: Seconds a blocking pull waits for the rest of a chunk it was woken by (see Notes).
+    REST_WAIT = 5e-4
+    #: Pulls whose sizes give the stream's usual chunk.
+    _SIZES = 31
 
     def __init__(
         self, *, name: str | None = None, type: str | None = None,
@@ -224,6 +234,8 @@ class LSLSource:
         self._row_bytes = self._buf.itemsize * n
         self._buf_addr, self._ts_addr = self._buf.ctypes.data, self._ts.ctypes.data
         self._err = ctypes.c_int()
+        self._sizes = np.zeros(self._SIZES, np.int64)
+        self._n_pulls, self._usual = 0, 1
         return self.info
 
     def _open_inlet(self, stream_info) -> None:
@@ -263,6 +275,11 @@ class LSLSource:
                     n = self._pull_into(0, timeout, max_samples=1)
                     if n:
                         n += self._pull_into(n, 0.0)
+                if n:
+                    # a chunk caught while liblsl was still queueing it: take its rest
+                    if rest := -n % self._usual:
+                        n += self._pull_into(n, self.REST_WAIT, max_samples=rest)
+                    self._note_size(n)
             else:
                 deadline = now + timeout
                 while not (n := self._pull_into(0, 0.0)) and pylsl.local_clock() < deadline:
@@ -280,13 +297,23 @@ class LSLSource:
         self.n_samples += n
         return Chunk(data, self._ts[:n].copy())
 
+    def _note_size(self, n: int) -> None:
+        """Keep the stream's usual chunk: the median of the last pulls' sizes, renewed
+        once per :attr:`_SIZES` pulls (1 until then: no waiting for a rest)."""
+        self._sizes[self._n_pulls % self._SIZES] = n
+        self._n_pulls += 1
+        if self._n_pulls % self._SIZES == 0:
+            self._usual = int(np.median(self._sizes))
+
     def _pull_into(self, offset: int, timeout: float, *, max_samples: int | None = None) -> int:
         """Pull up to ``max_samples`` samples into the buffers from row ``offset`` on.
 
         Returns the number of samples pulled; liblsl writes into the preallocated
         buffers directly (no array is made).
         """
-        room = self._max_samples - offset if max_samples is None else max_samples
+        room = self._max_samples - offset
+        if max_samples is not None:
+            room = min(room, max_samples)
         if room <= 0:
             return 0
         if self._pull_fn is None:  # a pylsl without the raw binding: its public pull

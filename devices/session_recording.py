@@ -7,11 +7,12 @@ the session's decisions; the decisions themselves are kept beside the data for a
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import mne
 import numpy as np
+from bci.devices.files import WINDOWS_TYPE
 from bci.devices.recorder import SessionRecorder
 
 from bci.chunk import Chunk, Markers
@@ -35,11 +36,18 @@ class SessionRecording:
         Called once, as ``on_error(path, message)``, when writing fails (disk full,
         unwritable): the recording stops there, the file keeps what was written before
         and the session goes on. Without it, the failed write raises.
+    window : mapping | None
+        The session's sliding window (``length``, ``step`` in seconds, ``align``): the
+        end of every window that fell due (:meth:`windows`, skipped ones included) is
+        then kept in a ``Windows`` stream, stamped with the window's last sample, so that
+        a replay cuts and skips the windows the live session cut and skipped
+        (:class:`bci.recording.RecordedWindows`).
     """
 
     def __init__(self, path: str | Path, info: mne.Info, *, classes: list[str],
                  stream_name: str, source_id: str,
-                 on_error: Callable[[str, str], None] | None = None) -> None:
+                 on_error: Callable[[str, str], None] | None = None,
+                 window: Mapping[str, float | str] | None = None) -> None:
         self.path = Path(path)
         report = None if on_error is None else (
             lambda err: on_error(str(self.path), _describe(err)))
@@ -62,6 +70,14 @@ class SessionRecording:
             ch_names=labels,
         )
         self._classes = list(classes)
+        self.window_id = None
+        if window is not None:
+            self.window_id = self._rec.add_stream(
+                name=f"{stream_name}-windows", type=WINDOWS_TYPE, channel_count=1,
+                nominal_srate=0.0, channel_format="double64",
+                source_id=f"{source_id}-windows", ch_names=["stop"],
+                desc={"window": {k: window[k] for k in ("length", "step", "align")}},
+            )
 
     @property
     def failed(self) -> bool:
@@ -73,6 +89,13 @@ class SessionRecording:
 
     def markers(self, markers: Markers) -> None:
         self._rec.write(self.marker_id, list(markers.values), markers.timestamps)
+
+    def windows(self, due: list[tuple[int, float]]) -> None:
+        """Keep where due sliding windows ended: ``(stop, last timestamp)`` pairs."""
+        if self.window_id is not None and due:
+            stops, stamps = zip(*due, strict=True)
+            self._rec.write(self.window_id, np.array([stops], np.float64),
+                            np.array(stamps, np.float64))
 
     def __call__(self, d: Decision) -> None:
         if not self._classes:

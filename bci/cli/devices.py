@@ -15,15 +15,15 @@ from pathlib import Path
 
 from bci.cli import bids, interrupt
 from bci.cli.paths import check_output, describe_os_error
+
+# Only the options' defaults at import time (cheap: the synthetic package loads its
+# signal model, scipy and mne on first use); the simulator, player, file readers and
+# recorder (XML, XDF) are imported by the command that runs them.
 from bci.datasets.synthetic import DEFAULT_SFREQ, MI_CLASSES, PARADIGMS
-from bci.devices.files import read_recording
-from bci.devices.player import FilePlayer
-from bci.devices.recorder import ALL_WAIT, Recorder, StreamQuery, resolve_all
 from bci.devices.simulated_amplifier import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_MARKER_NAME,
     DEFAULT_NAME,
-    SimulatedAmplifier,
 )
 from bci.errors import RecordingError, StreamNotFoundError
 
@@ -123,6 +123,8 @@ def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def simulate(args: argparse.Namespace) -> int:
     """Serve the streams until ``--duration`` is over, Ctrl-C or SIGTERM."""
+    from bci.devices.simulated_amplifier import SimulatedAmplifier
+
     try:
         amp = SimulatedAmplifier(
             name=args.name, marker_name=args.marker_name, chunk_size=args.chunk_size,
@@ -204,6 +206,9 @@ def _play_arguments(parser: argparse.ArgumentParser) -> None:
 
 def play(args: argparse.Namespace) -> int:
     """Play ``args.file`` until its end (or until interrupted when looping)."""
+    from bci.devices.files import read_recording
+    from bci.devices.player import FilePlayer
+
     try:
         recording = read_recording(args.file, stream=args.stream, events=args.events,
                                    sync=not args.no_sync, columns=args.columns)
@@ -267,6 +272,8 @@ def _record_arguments(parser: argparse.ArgumentParser) -> None:
 
 def record(args: argparse.Namespace) -> int:
     """Record until ``--duration``, Ctrl-C or SIGTERM; returns the exit status."""
+    from bci.devices.recorder import ALL_WAIT, Recorder, StreamQuery, resolve_all
+
     queries = ([StreamQuery(name=n) for n in args.stream]
                + [StreamQuery(type=t) for t in args.type]
                + [StreamQuery(source_id=s) for s in args.source_id])

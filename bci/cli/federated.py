@@ -21,11 +21,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bci.federated.certs import make_certs
-from bci.federated.config import FederationConfig
-from bci.federated.deployment import DeploymentError, Tls, run_site, serve
-from bci.federated.simulation import simulate
-
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     text = "federated training across sites (Flower)"
@@ -128,6 +123,9 @@ def _table(summary: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run one ``bci fl`` subcommand."""
+    # the federated stack (its data sets, training, mne, scipy) only for `bci fl`
+    from bci.federated.deployment import DeploymentError
+
     logging.getLogger("bci.federated").setLevel(
         logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     try:
@@ -139,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.fl_command == "certs":
+        from bci.federated.certs import make_certs
+
         paths = make_certs(args.out, sites=args.site, hosts=args.host, days=args.days,
                            overwrite=args.overwrite)
         print(f"wrote {paths.ca_cert}, {paths.server_cert} (+ keys) and "
@@ -146,7 +146,12 @@ def _run(args: argparse.Namespace) -> int:
               f"Give each site ca.crt and its own sites/NAME.key; keep ca.key offline.")
         return 0
 
+    from bci.federated.config import FederationConfig
+    from bci.federated.deployment import Tls, run_site, serve
+
     if args.fl_command == "simulate":
+        from bci.federated.simulation import simulate
+
         cfg = FederationConfig.load(args.config)
         if args.rounds is not None:
             if args.rounds < 1:

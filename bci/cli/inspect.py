@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from bci.decoder import open_model
-
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inspect", help="show a decoder model file's bci spec")
@@ -15,6 +13,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def inspect(args: argparse.Namespace) -> int:
+    from bci.decoder import open_model  # onnxruntime, numpy: only when inspecting
+
     decoder = open_model(args.model)
     print(json.dumps({"spec": json.loads(decoder.spec.to_json()),
                       "input_shape": decoder.input_shape()}, indent=2))

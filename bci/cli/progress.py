@@ -13,8 +13,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 #: Seconds of work before a bar appears.
 DELAY = 2.0
@@ -34,6 +36,8 @@ def enabled() -> bool:
 
 def bar(description: str, *, total: float | None = None, unit: str = "it") -> tqdm:
     """A tqdm bar on stderr (a silent one when progress is off); close it when done."""
+    from tqdm import tqdm  # only where a bar is made: `bci run` off a terminal needs none
+
     return tqdm(desc=description, total=total, unit=unit, delay=DELAY, file=sys.stderr,
                 disable=not enabled(), leave=False)
 

@@ -12,7 +12,6 @@ import threading
 
 from bci.cli import interrupt
 from bci.protocols import PROTOCOLS
-from bci.protocols.base import ProtocolConfigError, output_dir
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -57,6 +56,9 @@ def _want_gui(requested: bool | None) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the protocol runtime (LSL, the runner, recordings) only for `bci protocol`
+    from bci.protocols.base import ProtocolConfigError, output_dir
+
     mod = importlib.import_module(PROTOCOLS[args.name])
     try:
         config = mod.load(args.config, simulate=args.simulate)

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 from bci.cli import interrupt
-from bci.devices.lsl_source import LSLSource, MarkerSource
 from bci.errors import StreamNotFoundError
 
 
@@ -53,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     # Qt (the GUI extra) is imported only by this command
     from PySide6.QtWidgets import QApplication
 
+    from bci.devices.lsl_source import LSLSource, MarkerSource
     from bci.gui.scope import ScopeWindow, display_filters
 
     app = QApplication.instance() or QApplication(["bci scope"])

@@ -7,14 +7,17 @@ import contextlib
 import json
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from bci.cli import interrupt, progress
 from bci.cli.paths import check_output
-from bci.decoder import open_model
-from bci.demo import run_demo
-from bci.devices.files import read_recording
-from bci.runner import run_live, run_replay
-from bci.session import SessionConfig
+
+if TYPE_CHECKING:
+    from bci.session import SessionConfig
+
+# Each command imports what it runs when it runs: the parser (`bci --help`, every other
+# subcommand) loads no mne, scipy or onnxruntime, and `bci run` loads no file readers,
+# simulator or synthetic data.
 
 #: What ``--stats`` reports while a live session runs.
 LIVE_COUNTS = ("skipped_backlog", "skipped_gap", "skipped_nonfinite", "nonfinite_samples")
@@ -76,10 +79,14 @@ def _print_result(result, args: argparse.Namespace) -> None:
 
 
 def _load_session(args: argparse.Namespace) -> SessionConfig:
+    from bci.session import SessionConfig
+
     config = SessionConfig.load(args.session)
     if args.model is not None:
         config = config.with_model(args.model)
         # a missing or broken model fails here, not after a resolve
+        from bci.decoder import open_model
+
         open_model(args.model, options=config.decoder.options or None)
     config.require_decoder()
     for key in ("jsonl", "record"):
@@ -90,10 +97,14 @@ def _load_session(args: argparse.Namespace) -> SessionConfig:
 
 
 def demo(args: argparse.Namespace) -> int:
+    from bci.demo import run_demo
+
     return run_demo(duration=args.duration, as_json=args.json, seed=args.seed)
 
 
 def run(args: argparse.Namespace) -> int:
+    from bci.runner import run_live
+
     config = _load_session(args)
     stop = threading.Event()
     stream = config.source.stream or config.source.type or config.source.source_id
@@ -149,6 +160,9 @@ def _record_status(config: SessionConfig, result) -> int:
 
 
 def replay(args: argparse.Namespace) -> int:
+    from bci.devices.files import read_recording
+    from bci.runner import run_replay
+
     config = _load_session(args)
     if args.output is not None:
         check_output(args.output, option="--output")

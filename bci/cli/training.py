@@ -10,8 +10,9 @@ import json
 
 from bci import registry
 from bci.cli import progress
-from bci.decoders.training import evaluate, train
-from bci.session import SessionConfig
+
+# the training stack (mne, scipy, sklearn …) and the session loader are imported by the
+# commands that use them: the parser needs the registry's names and help only
 
 
 def _decoder_help(names: list[str]) -> str:
@@ -70,6 +71,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def train_command(args: argparse.Namespace) -> int:
+    from bci.decoders.training import train
+    from bci.session import SessionConfig
+
     config = SessionConfig.load(args.session)
     with progress.waiting(f"training {args.decoder}", follow="bci.decoders"):
         out = train(config, args.decoder, args.train, output=args.output,
@@ -88,6 +92,9 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
+    from bci.decoders.training import evaluate
+    from bci.session import SessionConfig
+
     config = SessionConfig.load(args.session)
     with progress.waiting(f"evaluating {args.decoder} ({args.split})",
                           follow="bci.decoders"):

@@ -13,7 +13,7 @@ from streams import Player, make_marker_outlet, make_outlet
 from bci.chunk import Markers
 from bci.decision import STAGES
 from bci.errors import StreamMismatchError, StreamNotFoundError
-from bci.recording import Recording
+from bci.recording import RecordedWindows, Recording
 from bci.runner import run_live, run_replay
 from bci.session import SessionConfig
 from bci.spec import DecoderSpec, WindowSpec, write_spec
@@ -77,13 +77,21 @@ def test_live_decisions_latency_accounting_and_replay_equivalence(model, unique_
     lat = result.latency.summary()
     assert lat["total"]["n"] == len(decisions)
     assert lat["overhead"]["p50"] < lat["total"]["p50"]
-    # the same samples replayed give the same decisions, bit for bit
+    # live windows end on the newest sample: never before the grid's, never a step after
+    grid = np.arange(100, data.shape[1] + 1, 20)
+    stops = np.array([d.stop for d in decisions])
+    due = grid[np.searchsorted(grid, stops, side="right") - 1]
+    assert np.all((stops - due >= 0) & (stops - due < 20))
+    # the same samples replayed with the live session's window ends give the same
+    # decisions, bit for bit
+    windows = RecordedWindows(stops, length=0.5, step=0.1, align="newest")
     rec = Recording(__import__("mne").create_info(CH, SFREQ, "eeg"), data,
-                    player.timestamps, Markers())
-    replayed = {d.stop: d for d in run_replay(_config(model, unique_name), rec).decisions}
-    for d in decisions:
-        assert np.array_equal(replayed[d.stop].output, d.output)
-        assert replayed[d.stop].label == d.label
+                    player.timestamps, Markers(), windows=windows)
+    replayed = run_replay(_config(model, unique_name), rec).decisions
+    assert [d.stop for d in replayed] == stops.tolist()
+    for r, d in zip(replayed, decisions, strict=True):
+        assert np.array_equal(r.output, d.output)
+        assert r.label == d.label
 
 
 def test_nonfinite_samples_are_flagged_never_decoded(model, unique_name):
@@ -120,8 +128,9 @@ def test_slow_decoder_skips_windows_by_policy_and_keeps_up(model, unique_name):
 
     original = runner.Pipeline
 
-    def slow_pipeline(config, info, *, clock):
-        return original(config, info, clock=clock, decoder=Slow(load_decoder(config, info)))
+    def slow_pipeline(config, info, *, clock, **kw):
+        return original(config, info, clock=clock, decoder=Slow(load_decoder(config, info)),
+                        **kw)
 
     data = _signal(3.0, seed=2)
     outlet = make_outlet(unique_name, CH, SFREQ)
@@ -315,6 +324,45 @@ def test_replay_of_the_live_recording_reproduces_live_decisions(model, unique_na
     classes = ["left", "right", "rest"]
     assert [classes[int(i)] for i in dec["time_series"][:, 0]] == [d.label for d in live]
     np.testing.assert_allclose(dec["time_series"][:, 1:], [d.output for d in live])
+
+
+def test_live_sliding_windows_recorded_and_replayed_where_they_ended(model, unique_name,
+                                                                     tmp_path):
+    """7-sample chunks, a 20-sample step: live windows end on the newest sample, off the
+    grid; the session recording keeps where, and its replay cuts the same windows."""
+    from bci.devices.files import read_recording
+
+    data = _signal(3.0, seed=9)
+    outlet = make_outlet(unique_name, CH, SFREQ)
+    player = Player(outlet, data, SFREQ, chunk=7)
+    record = tmp_path / "live.xdf"
+    config = _config(model, unique_name, outputs={"record": str(record)})
+    live = _run_with_player(config, player, duration=3.5).decisions
+    assert len(live) >= 20
+    assert any(d.stop % 20 for d in live)  # not the grid
+
+    rec = read_recording(record)
+    assert rec.windows is not None and rec.windows.align == "newest"
+    # every due window's end is kept, decided or not (the backlog keeps only the newest
+    # window waiting; the last may fall due as the session stops)
+    assert {d.stop for d in live} <= set(rec.windows.stops.tolist())
+    assert "recorded window end" in rec.note
+    replayed = run_replay(config, rec).decisions
+    assert [d.stop for d in replayed] == rec.windows.stops.tolist()
+    by_stop = {d.stop: d for d in replayed}
+    for d in live:
+        assert by_stop[d.stop].label == d.label
+        assert np.array_equal(by_stop[d.stop].output, d.output)
+    # a replay with another window cuts its own grid (the recorded ends do not fit)
+    other = _config(model, unique_name, window={"length": 0.5, "step": 0.2})
+    assert all(d.stop % 40 == 0 for d in run_replay(other, rec).decisions)
+
+    # the grid, asked for, holds live too
+    grid_name = f"{unique_name}-grid"
+    player = Player(make_outlet(grid_name, CH, SFREQ), data, SFREQ, chunk=7)
+    on_grid = _run_with_player(_config(model, grid_name, window={"align": "grid"}),
+                               player, duration=3.5).decisions
+    assert on_grid and all(d.stop % 20 == 0 for d in on_grid)
 
 
 def test_samples_stamped_ahead_of_the_clock_are_reported(model, unique_name):

@@ -89,7 +89,7 @@ def _live_then_replay(name: str, tmp_path, window: dict):
     rec = read_recording(tmp_path / "live.xdf", stream=name)
     np.testing.assert_array_equal(rec.data, data)
     replayed = run_replay(config, rec, chunk_size=13)
-    return live, replayed, player
+    return live, replayed, player, rec
 
 
 def _same(live, replayed) -> None:
@@ -110,16 +110,24 @@ def _same(live, replayed) -> None:
 
 @pytest.mark.slow
 def test_outage_sliding_windows_replay_to_the_same_decisions_and_skips(unique_name, tmp_path):
-    live, replayed, player = _live_then_replay(
+    live, replayed, player, rec = _live_then_replay(
         unique_name, tmp_path, {"mode": "sliding", "length": 0.5, "step": 0.1})
     _same(live, replayed)
     counts = live.counts
     assert counts["skipped_backlog"] == 0  # every window was decoded live too
     assert counts["windows"] == len(live.decisions) > 20
-    # 100-sample windows every 20: the 5 touching sample 600 (after the gap) are skipped,
-    # and the 7 touching the NaN/Inf samples 900 … 940
-    assert counts["skipped_gap"] == 5
-    assert counts["skipped_nonfinite"] == 7
+    # 100-sample windows, one due every 20 samples, each ending on the newest sample
+    # (at most a chunk after its grid sample): the recording kept every due one, and
+    # those touching sample 600 (after the gap) or the NaN/Inf samples 900 … 940 were
+    # skipped — 4 to 6 of each, as the chunking fell
+    stops = rec.windows.stops
+    grid = np.arange(100, 1401, 20)
+    assert stops.size == grid.size and np.all((stops >= grid) & (stops < grid + 20))
+    touching = lambda first, last: int(np.sum((stops - 100 <= last) & (stops > first)))  # noqa: E731
+    assert counts["skipped_gap"] == touching(OUTAGE_AT, OUTAGE_AT) in (4, 5, 6)
+    assert counts["skipped_nonfinite"] == touching(NAN_AT, NAN_AT + 40) in (6, 7, 8, 9)
+    assert counts["windows"] + counts["skipped_gap"] + counts["skipped_nonfinite"] \
+        == stops.size
     assert counts["nonfinite_samples"] == 7
     kinds = [e["kind"] for e in live.events]
     assert "stalled" in kinds and "resumed" in kinds  # the outage, seen live only
@@ -133,7 +141,7 @@ def test_outage_sliding_windows_replay_to_the_same_decisions_and_skips(unique_na
 
 @pytest.mark.slow
 def test_outage_epochs_replay_to_the_same_decisions_and_skips(unique_name, tmp_path):
-    live, replayed, _ = _live_then_replay(
+    live, replayed, _, _ = _live_then_replay(
         unique_name, tmp_path, {"mode": "epoch", "tmin": 0.0, "tmax": 0.5})
     _same(live, replayed)
     counts = live.counts

@@ -65,6 +65,8 @@ def test_shipped_example_loads():
     ('step = 0.05', 'step = -1', r"window.step: expected a positive number, found -1"),
     ('mode = "sliding"', 'mode = "rolling"',
      r"window.mode: expected one of \['sliding', 'epoch'\], found 'rolling'"),
+    ('mode = "sliding"', 'mode = "sliding"\nalign = "last"',
+     r"window.align: expected one of \['grid', 'newest'\], found 'last'"),
     ('threads = 2', 'threads = 0', r"decoder.threads: expected an integer ≥ 1, found 0"),
     ('{ kind = "car" }', '{ kind = "cra" }', r"chain.nodes\[1\].kind: expected one of"),
     ('freqs = [50]', 'freqs = [500000]', None),  # valid until a stream's rate is known

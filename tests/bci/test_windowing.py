@@ -144,3 +144,47 @@ def test_sliding_windows_without_an_events_map_carry_no_label():
     wins = _feed(w, data, ts, [400])
     assert len(wins) == 8 and wins[3].marker == (ts[60], "left")
     assert [x.label for x in wins] == [None] * 8
+
+
+@pytest.mark.parametrize("sizes", [[32] * 40, [7] * 180, [1] * 1280, [90, 5, 100, 75, 1] * 4])
+def test_newest_alignment_ends_each_due_window_on_the_newest_sample(sizes):
+    """Live alignment: as many windows as the grid, each ending at most one chunk later,
+    on the chunk's newest sample; several due in one chunk end one step apart."""
+    data, ts = _data(sum(sizes))
+    on_grid = SlidingWindower(length=0.5, step=0.1)
+    on_grid.setup(SFREQ, (3,))
+    grid = [w.stop for w in _feed(on_grid, data, ts, sizes)]
+    live = SlidingWindower(length=0.5, step=0.1, align="newest")
+    live.setup(SFREQ, (3,))
+    ends = np.cumsum(sizes)
+    windows = _feed(live, data, ts, sizes)
+    assert len(windows) == len(grid)
+    groups: dict[int, list[int]] = {}
+    for w, g in zip(windows, grid, strict=True):
+        chunk_end = int(ends[np.searchsorted(ends, g)])  # the chunk that made it due
+        assert g <= w.stop <= chunk_end
+        groups.setdefault(chunk_end, []).append(w.stop)
+        np.testing.assert_array_equal(w.data, data[:, w.stop - 50 : w.stop])
+        assert w.last_timestamp == ts[w.stop - 1]
+    for chunk_end, stops in groups.items():
+        assert stops == list(range(chunk_end - 10 * (len(stops) - 1), chunk_end + 1, 10))
+
+
+def test_recorded_stops_are_cut_exactly_whatever_the_chunking():
+    data, ts = _data(1000)
+    stops = [64, 96, 101, 420, 999, 1000]
+    for sizes in ([1000], [32] * 31 + [8], [3] * 333 + [1]):
+        w = SlidingWindower(length=0.5, step=0.1, stops=stops, align="newest")
+        w.setup(SFREQ, (3,))
+        windows = _feed(w, data, ts, sizes)
+        assert [x.stop for x in windows] == stops
+        for x in windows:
+            np.testing.assert_array_equal(x.data, data[:, x.stop - 50 : x.stop])
+
+
+def test_stops_and_align_are_checked():
+    with pytest.raises(ValueError, match="align must be one of"):
+        SlidingWindower(length=0.5, step=0.1, align="latest")
+    w = SlidingWindower(length=0.5, step=0.1, stops=[49, 100])
+    with pytest.raises(ValueError, match="cannot end before sample 50, found a stop at 49"):
+        w.setup(SFREQ, (3,))

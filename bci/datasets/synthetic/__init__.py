@@ -30,9 +30,13 @@ Modules: :mod:`~bci.datasets.synthetic.generator` (the source and its schedule),
 :mod:`~bci.datasets.synthetic.recording` (whole recordings).
 """
 
-from bci.datasets.synthetic.generator import BLOCK_SIZE, SyntheticEEG, Trial
-from bci.datasets.synthetic.labels import label_frequencies, label_frequency, ssvep_label
-from bci.datasets.synthetic.montage import pick_channels
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# The paradigms and defaults are plain constants, loaded at once: `bci --help` and the
+# simulator's options need them, not the signal model.
 from bci.datasets.synthetic.options import (
     DEFAULT_FREQUENCIES,
     DEFAULT_ITI,
@@ -45,7 +49,37 @@ from bci.datasets.synthetic.options import (
     PARADIGMS,
     PHASE_STEP,
 )
-from bci.datasets.synthetic.recording import make_recording
+
+if TYPE_CHECKING:
+    from bci.datasets.synthetic.generator import BLOCK_SIZE, SyntheticEEG, Trial
+    from bci.datasets.synthetic.labels import (
+        label_frequencies,
+        label_frequency,
+        ssvep_label,
+    )
+    from bci.datasets.synthetic.montage import pick_channels
+    from bci.datasets.synthetic.recording import make_recording
+
+#: Name → submodule of the names loaded on first use (PEP 562), so that importing the
+#: package (or its options) costs no import of the generator, the recording or mne.
+_LAZY = {
+    "BLOCK_SIZE": "generator", "SyntheticEEG": "generator", "Trial": "generator",
+    "label_frequencies": "labels", "label_frequency": "labels", "ssvep_label": "labels",
+    "pick_channels": "montage", "make_recording": "recording",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "BLOCK_SIZE", "DEFAULT_FREQUENCIES", "DEFAULT_ITI", "DEFAULT_MI_CLASSES",

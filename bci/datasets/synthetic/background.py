@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import signal
 
 from bci.datasets.synthetic.options import RNG_FIXED, RNG_NOISE
 from bci.datasets.synthetic.signals import bandpass_sos, rms_scales, topography
@@ -32,6 +31,10 @@ class Background:
     """
 
     def _setup_background(self) -> None:
+        # scipy.signal (and the scipy.stats it loads) only once a generator is built:
+        # importing the package, as the simulator's options do, stays cheap
+        from scipy import signal
+
         rng = np.random.default_rng([self.seed, RNG_FIXED, 0])
         n_ch = len(self.ch_names)
         # volume conduction: exponential decay of correlation with electrode distance;
@@ -74,6 +77,8 @@ class Background:
         mi_white : ndarray, shape (6, n)
             White noise that drives the motor-imagery rhythms.
         """
+        from scipy import signal  # loaded by _setup_background already
+
         rng = np.random.default_rng([self.seed, RNG_NOISE, index])
         # every draw happens whatever the options, so the noise depends on the seed only
         white = rng.standard_normal((len(self.ch_names), n))

@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import mne
 import numpy as np
 
 from bci.datasets.synthetic.background import Background
@@ -153,6 +152,8 @@ class SyntheticEEG(Background, SSVEPResponse, MotorImageryRhythms):
             raise ValueError(f"expected a non-negative integer seed, found {seed!r}")
         self.seed = int(seed)
         self.ch_names = self._channel_names(ch_names, n_channels)
+        import mne  # on first use: importing the package (`bci --help`) stays cheap
+
         self.info = mne.create_info(self.ch_names, self.sfreq, "eeg")
         self.info.set_montage(standard_montage().copy(), match_case=False)
         self._xyz = np.stack([site_position(n) for n in self.ch_names])

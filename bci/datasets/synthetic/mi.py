@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import signal
 
 from bci.datasets.synthetic.options import (
     DEFAULT_MI_CLASSES,
@@ -68,6 +67,8 @@ class MotorImageryRhythms:
 
     def _mi_rhythms(self, white: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mu and beta of the (C3, C4, Cz) sources, (3, n) each, from white noise (6, n)."""
+        from scipy import signal  # on first use: importing the package stays cheap
+
         n = white.shape[1]
         mu = np.empty((3, n))
         beta = np.empty((3, n))

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 import warnings
+from typing import TYPE_CHECKING
 
-import mne
 import numpy as np
 
 from bci.datasets.synthetic.options import DEFAULT_SSVEP_CHANNELS, check_paradigm
+
+if TYPE_CHECKING:
+    import mne
 
 # Names of the 10-20 and 10-10 systems in the 10-05 montage (the rest are 10-05 only);
 # "T3", "T4", "T5", "T6" duplicate T7, T8, P7, P8 and the mastoid/ear sites are not
@@ -19,6 +22,8 @@ _NOT_PICKED = {"t3", "t4", "t5", "t6", "m1", "m2", "a1", "a2"}
 
 @functools.lru_cache(maxsize=1)
 def standard_montage() -> mne.channels.DigMontage:
+    import mne  # on first use: importing the package stays cheap
+
     # MNE 1.13 renamed the template; the positions are identical.
     name = "colin27_1005" if "colin27_1005" in mne.channels.get_builtin_montages() \
         else "standard_1005"

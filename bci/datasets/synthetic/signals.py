@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import signal
 
 from bci.datasets.synthetic.montage import site_position
 
 
 def bandpass_sos(low: float, high: float, sfreq: float) -> np.ndarray:
     """Second-order Butterworth band-pass, as second-order sections."""
+    from scipy import signal  # on first use: importing the package stays cheap
+
     return signal.butter(2, [low, high], "bandpass", fs=sfreq, output="sos")
 
 
@@ -20,6 +21,8 @@ def noise_gain(sos: np.ndarray, n: int) -> float:
     """RMS of the filter's output for unit white noise (√ of its impulse energy)."""
     impulse = np.zeros(n)
     impulse[0] = 1.0
+    from scipy import signal
+
     return float(np.sqrt(np.sum(signal.sosfilt(sos, impulse) ** 2)))
 
 
