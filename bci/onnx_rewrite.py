@@ -1,4 +1,6 @@
-"""Exact graph rewrites applied by the decoder host before a model is served.
+"""Exact graph rewrites: applied by :func:`bci.spec.write_spec` when a model is saved
+(so the runtime serves the cheap graph with onnxruntime alone), and by the decoder host
+on request (``[decoder] optimize = true``) for models exported elsewhere.
 
 :func:`spatial_first` reorders EEGNet's first block. EEGNet (and every network built like
 it) convolves each of the C channels with F1 temporal kernels, then mixes the channels
