@@ -706,12 +706,13 @@ def run_live(
         recording = None
         if config.outputs.record:
             session_recording = registry.sinks.get("xdf", where="outputs.record").load()
+            window = pipeline.recorded_window()
             recording = session_recording(
                 config.outputs.record, info, classes=classes,
                 stream_name=config.source.stream or source.name,
                 source_id=source.source_id or "bci-session", on_error=record_failed,
-                window=pipeline.recorded_window())
-            if pipeline.recorded_window() is not None:
+                window=window)
+            if window is not None:
                 pipeline.windower.due_log = []  # the loop hands them to the recording
             sinks.append(recording)
             closers.append(recording.close)
